@@ -1,0 +1,243 @@
+"""compile(grader) → CompiledGrader: validate once, build the evaluator once, then only dispatch and time.
+
+The engine owns no grading logic. Per sample it builds namespaces (§5.3, §5.4), calls the evaluator, times it
+(§3.4 `execution_time`) and wraps the outcome in a lean `GraderRunResponse`. A malformed row in a batch becomes
+a flagged response for that row; the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any
+
+from .evaluators import build_evaluator
+from .evaluators.base import Evaluator, bug_outcome
+from .namespaces import Namespaces, RequestError, build_namespaces
+from .options import Options
+from .response import GraderRunResponse, Outcome, ResponseFormat
+from .schema import GraderConfig
+from .validation import GraderValidationError, generate_name, parse_grader
+
+Row = Mapping[str, Any] | str
+_MISSING = object()
+
+
+def _row_fields(row: Any) -> tuple[Any, Any, Any, Any]:
+    """(model_sample, item, sample, reference_answer) of one batch row: a dict, or a bare `model_sample` string."""
+    if isinstance(row, str):
+        return row, None, None, _MISSING
+    if isinstance(row, Mapping):
+        return row.get("model_sample"), row.get("item"), row.get("sample"), row.get("reference_answer", _MISSING)
+    raise RequestError("row", f"a row must be an object with 'model_sample' (or 'sample') and 'item', got {type(row).__name__}")
+
+
+def bad_row_outcome(error: RequestError) -> Outcome:
+    """A malformed batch row: `other_error`, reward 0, the reason (naming the field) in the local details."""
+    return Outcome.fail("other_error", f"invalid row: {error.message}", details={"param": error.param})
+
+
+class CompiledGrader:
+    """A validated grader with its evaluator built; score one sample (`run`) or many (`run_many`)."""
+
+    def __init__(self, grader: Any, options: Options | None = None, *, context: str = "run") -> None:
+        self.options = options or Options()
+        self.config: GraderConfig = parse_grader(grader, self.options, context=context)  # type: ignore[arg-type]
+        self.name: str = self.config.name or generate_name()
+        self.type: str = self.config.type
+        self.evaluator: Evaluator = build_evaluator(self.config, self.options)
+        self._fmt = ResponseFormat.from_options(
+            self.options.response.token_usage_format, self.options.response.error_keys
+        )
+        self._sample_opts = self.options.sample
+        self._missing_item = self.options.run.missing_item
+        self._legacy = self.options.run.legacy_reference_answer
+
+    # -- namespaces ---------------------------------------------------------------------------------------------
+
+    def namespaces(self, model_sample: Any = None, item: Any = None, sample: Any = None, reference_answer: Any = _MISSING) -> Namespaces:
+        """Validate one request's data and build its namespaces; raises `GraderValidationError` naming the field."""
+        try:
+            return self._ns(model_sample, item, sample, reference_answer)
+        except RequestError as exc:
+            raise GraderValidationError(exc.message, exc.param, exc.code) from None
+
+    def _ns(self, model_sample: Any, item: Any, sample: Any, reference_answer: Any) -> Namespaces:
+        if reference_answer is not _MISSING and not self._legacy:
+            reference_answer = _MISSING
+        return build_namespaces(
+            model_sample,
+            item,
+            sample,
+            self._sample_opts,
+            missing_item=self._missing_item,
+            reference_answer=reference_answer,
+        )
+
+    def _respond(self, outcome: Outcome, elapsed: float) -> GraderRunResponse:
+        return GraderRunResponse(outcome.score, self.name, self.type, elapsed, outcome, self._fmt)
+
+    # -- one sample ---------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        model_sample: str | None = None,
+        item: Mapping[str, Any] | None = None,
+        *,
+        sample: Mapping[str, Any] | None = None,
+        reference_answer: Any = _MISSING,
+    ) -> GraderRunResponse:
+        """Grade one sample (`/run`, §3.1). Grading failures are flags on the response; bad input raises.
+
+        `reference_answer` is the May-2025 legacy field, aliased into `item` when `item` is absent (U2).
+        """
+        ns = self.namespaces(model_sample, item, sample, reference_answer)
+        start = time.perf_counter()
+        try:
+            outcome = self.evaluator.evaluate(ns)
+        except Exception as exc:  # noqa: BLE001 - one bad evaluation must not crash the caller
+            outcome = bug_outcome(exc)
+        return self._respond(outcome, time.perf_counter() - start)
+
+    async def arun(
+        self,
+        model_sample: str | None = None,
+        item: Mapping[str, Any] | None = None,
+        *,
+        sample: Mapping[str, Any] | None = None,
+        reference_answer: Any = _MISSING,
+    ) -> GraderRunResponse:
+        """Async `run`."""
+        ns = self.namespaces(model_sample, item, sample, reference_answer)
+        start = time.perf_counter()
+        try:
+            outcome = await self.evaluator.aevaluate(ns)
+        except Exception as exc:  # noqa: BLE001
+            outcome = bug_outcome(exc)
+        return self._respond(outcome, time.perf_counter() - start)
+
+    # -- many samples -------------------------------------------------------------------------------------------
+
+    def _prepare(self, rows: Sequence[Any]) -> tuple[list[Namespaces], list[Outcome | None]]:
+        """Namespaces for the good rows; a ready outcome at the index of each bad row."""
+        good: list[Namespaces] = []
+        slots: list[Outcome | None] = []
+        for row in rows:
+            try:
+                good.append(self._ns(*_row_fields(row)))
+                slots.append(None)
+            except RequestError as exc:
+                slots.append(bad_row_outcome(exc))
+        return good, slots
+
+    def _assemble(self, slots: list[Outcome | None], outcomes: list[Outcome], elapsed: float) -> list[GraderRunResponse]:
+        share = elapsed / len(outcomes) if outcomes else 0.0
+        it = iter(outcomes)
+        respond = self._respond
+        return [respond(next(it), share) if s is None else respond(s, 0.0) for s in slots]
+
+    def _evaluate_chunk(self, batch: list[Namespaces]) -> list[Outcome]:
+        try:
+            outcomes = self.evaluator.evaluate_many(batch)
+            if len(outcomes) == len(batch):
+                return outcomes
+        except Exception:  # noqa: BLE001 - fall back to one row at a time to isolate the failing row
+            pass
+        out = []
+        for ns in batch:
+            try:
+                out.append(self.evaluator.evaluate(ns))
+            except Exception as exc:  # noqa: BLE001
+                out.append(bug_outcome(exc))
+        return out
+
+    def iter_run(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> Iterator[GraderRunResponse]:
+        """Grade rows lazily in chunks, yielding responses in input order (constant memory for any row count).
+
+        A row is a dict with `model_sample` (or a structured `sample`) and optional `item`, or a bare string.
+        `execution_time` of each row is its share of its chunk's time when the evaluator scores in bulk.
+        """
+        it = iter(rows)
+        while True:
+            chunk = list(islice(it, chunk_size))
+            if not chunk:
+                return
+            good, slots = self._prepare(chunk)
+            start = time.perf_counter()
+            outcomes = self._evaluate_chunk(good) if good else []
+            yield from self._assemble(slots, outcomes, time.perf_counter() - start)
+
+    def run_many(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> list[GraderRunResponse]:
+        """All responses of `iter_run`, in order."""
+        return list(self.iter_run(rows, chunk_size=chunk_size))
+
+    async def arun_many(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> list[GraderRunResponse]:
+        """Async `run_many`: async-native evaluators overlap their samples within each chunk."""
+        out: list[GraderRunResponse] = []
+        it = iter(rows)
+        while True:
+            chunk = list(islice(it, chunk_size))
+            if not chunk:
+                return out
+            good, slots = self._prepare(chunk)
+            start = time.perf_counter()
+            try:
+                outcomes = await self.evaluator.aevaluate_many(good) if good else []
+                if len(outcomes) != len(good):
+                    raise RuntimeError("evaluator returned the wrong number of outcomes")
+            except Exception:  # noqa: BLE001
+                outcomes = list(await asyncio.gather(*(self._aguarded(ns) for ns in good)))
+            out.extend(self._assemble(slots, outcomes, time.perf_counter() - start))
+
+    async def _aguarded(self, ns: Namespaces) -> Outcome:
+        try:
+            return await self.evaluator.aevaluate(ns)
+        except Exception as exc:  # noqa: BLE001
+            return bug_outcome(exc)
+
+    def close(self) -> None:
+        self.evaluator.close()
+
+    def __enter__(self) -> CompiledGrader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"CompiledGrader(name={self.name!r}, type={self.type!r})"
+
+
+def compile(grader: Any, options: Options | None = None, *, context: str = "run") -> CompiledGrader:  # noqa: A001
+    """Validate `grader` (raises `GraderValidationError`) and build it for repeated use."""
+    return CompiledGrader(grader, options, context=context)
+
+
+def run(
+    grader: Any,
+    model_sample: str | None = None,
+    item: Mapping[str, Any] | None = None,
+    *,
+    sample: Mapping[str, Any] | None = None,
+    options: Options | None = None,
+    reference_answer: Any = _MISSING,
+) -> GraderRunResponse:
+    """`POST /run` (§3.1): validate, build namespaces and grade one sample. A missing name is new per call (§3.4)."""
+    with CompiledGrader(grader, options) as compiled:
+        return compiled.run(model_sample, item, sample=sample, reference_answer=reference_answer)
+
+
+async def arun(
+    grader: Any,
+    model_sample: str | None = None,
+    item: Mapping[str, Any] | None = None,
+    *,
+    sample: Mapping[str, Any] | None = None,
+    options: Options | None = None,
+    reference_answer: Any = _MISSING,
+) -> GraderRunResponse:
+    """Async `run`."""
+    with CompiledGrader(grader, options) as compiled:
+        return await compiled.arun(model_sample, item, sample=sample, reference_answer=reference_answer)

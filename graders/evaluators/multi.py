@@ -1,0 +1,160 @@
+"""`multi` (spec §11): named sub-graders combined by the `calculate_output` formula.
+
+Sub-graders run through the same registry as top-level graders, concurrently when any of them is async-native
+(§11.3 allows it), and in bulk through each sub-grader's own `evaluate_many`. Flags, usage and details are merged
+per §11.4 with U41–U44.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from ..formula import FormulaEvalError, FormulaParseError, parse_formula
+from ..namespaces import Namespaces
+from ..options import Options
+from ..response import DETAILS_KEY, FLAG_KEYS, Outcome, add_usage
+from ..schema import MultiGrader
+from . import build_evaluator
+from .base import Evaluator, bug_outcome
+
+
+class MultiEvaluator(Evaluator):
+    type = "multi"
+
+    def __init__(self, config: MultiGrader, options: Options) -> None:
+        super().__init__(config, options)
+        self._subs: dict[str, Evaluator] = {k: build_evaluator(sub, options) for k, sub in config.graders.items()}
+        self.async_native = any(e.async_native for e in self._subs.values())  # type: ignore[misc]
+        by_name = options.multi.sub_rewards_keys == "name"
+        self._labels = {k: (sub.name or k) if by_name else k for k, sub in config.graders.items()}
+        self._fail_whole = options.multi.sub_error_policy == "fail_whole"
+        self._first_model = options.multi.sampled_model_name == "first"
+        self._eval_flag = options.formula.eval_error_flag
+        self._explain = options.explain
+        try:
+            self._formula = parse_formula(config.calculate_output, options.formula, frozenset(config.graders))
+            self._formula_error: str | None = None
+        except FormulaParseError as exc:  # unreachable through validation, kept for configs built by hand
+            self._formula_error = str(exc)
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+
+    def evaluate(self, ns: Namespaces) -> Outcome:
+        if self.async_native:
+            return super().evaluate(ns)
+        return self._combine({k: _guard(e.evaluate, ns) for k, e in self._subs.items()})
+
+    async def aevaluate(self, ns: Namespaces) -> Outcome:
+        keys = list(self._subs)
+        results = await asyncio.gather(*(_aguard(self._subs[k].aevaluate, ns) for k in keys))
+        return self._combine(dict(zip(keys, results)))
+
+    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        if self.async_native:
+            return super().evaluate_many(batch)
+        columns = {k: _guard_many(e, batch) for k, e in self._subs.items()}
+        return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
+
+    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        keys = list(self._subs)
+        cols = await asyncio.gather(*(_aguard_many(self._subs[k], batch) for k in keys))
+        columns = dict(zip(keys, cols))
+        return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
+
+    def close(self) -> None:
+        for sub in self._subs.values():
+            sub.close()
+
+    # -- §11.4 merging ------------------------------------------------------------------------------------------
+
+    def _combine(self, outcomes: dict[str, Outcome]) -> Outcome:
+        sub_rewards = {self._labels[k]: o.score for k, o in outcomes.items()}
+        errors: dict[str, Any] | None = None
+        lines: list[str] = []
+        usage: dict[str, dict[str, int]] | None = None
+        sampled: str | None = None
+        for key, o in outcomes.items():
+            if o.errors:
+                errors = errors if errors is not None else {}
+                for flag in FLAG_KEYS:
+                    if o.errors.get(flag):
+                        errors[flag] = True
+                        text_key = DETAILS_KEY.get(flag)
+                        text = o.errors.get(text_key) if text_key else None
+                        if text_key and text is not None:
+                            errors[text_key] = f"{errors[text_key]}\n{key}: {text}" if text_key in errors else f"{key}: {text}"
+                lines.append(f"{key}: {o.error_text()}")
+            if o.usage:
+                usage = usage if usage is not None else {}
+                for model, u in o.usage.items():
+                    add_usage(usage, model, u)
+            if sampled is None and o.sampled_model_name and self._first_model:
+                sampled = o.sampled_model_name
+        details: dict[str, Any] | None = None
+        if self._explain or errors:
+            details = {"sub_graders": {k: _sub_detail(o) for k, o in outcomes.items()}}
+        score, formula_problem = self._score(outcomes, errors is not None)
+        if formula_problem is not None:
+            flag, text = formula_problem
+            errors = errors if errors is not None else {}
+            errors[flag] = True
+            lines.append(f"calculate_output: {text}")
+            details = details or {}
+        if lines and details is not None:
+            details["error"] = "\n".join(lines)
+        return Outcome(score, errors, usage, sampled, sub_rewards, details)
+
+    def _score(self, outcomes: dict[str, Outcome], any_failed: bool) -> tuple[float, tuple[str, str] | None]:
+        if self._formula_error is not None:
+            return 0.0, ("formula_parse_error", self._formula_error)
+        if any_failed and self._fail_whole:
+            return 0.0, None
+        try:
+            return self._formula.evaluate({k: o.score for k, o in outcomes.items()}), None
+        except FormulaEvalError as exc:
+            return 0.0, (self._eval_flag, str(exc))
+
+
+def _sub_detail(o: Outcome) -> dict[str, Any]:
+    detail: dict[str, Any] = {"reward": o.score}
+    if o.errors:
+        detail["errors"] = dict(o.errors)
+    if o.details:
+        detail.update(o.details)
+    return detail
+
+
+def _guard(fn: Any, ns: Namespaces) -> Outcome:
+    try:
+        return fn(ns)
+    except Exception as exc:  # noqa: BLE001 - a broken sub-grader is that sub-grader's failure, not the batch's
+        return bug_outcome(exc)
+
+
+async def _aguard(fn: Any, ns: Namespaces) -> Outcome:
+    try:
+        return await fn(ns)
+    except Exception as exc:  # noqa: BLE001
+        return bug_outcome(exc)
+
+
+def _guard_many(evaluator: Evaluator, batch: Sequence[Namespaces]) -> list[Outcome]:
+    try:
+        out = evaluator.evaluate_many(batch)
+        if len(out) == len(batch):
+            return out
+    except Exception:  # noqa: BLE001 - isolate the failing row
+        pass
+    return [_guard(evaluator.evaluate, ns) for ns in batch]
+
+
+async def _aguard_many(evaluator: Evaluator, batch: Sequence[Namespaces]) -> list[Outcome]:
+    try:
+        out = await evaluator.aevaluate_many(batch)
+        if len(out) == len(batch):
+            return out
+    except Exception:  # noqa: BLE001
+        pass
+    return list(await asyncio.gather(*(_aguard(evaluator.aevaluate, ns) for ns in batch)))

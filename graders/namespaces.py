@@ -1,0 +1,239 @@
+"""The `sample` and `item` namespaces a grade sees (spec §5.3, §5.4).
+
+`sample` built from `/run`'s `model_sample` is lazy: `output_json` is parsed and `choices` built only when a
+template or a python grader reads them, so a string_check over millions of rows never pays for JSON parsing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .options import SampleOptions
+
+_SAMPLE_KEYS: tuple[str, ...] = (
+    "choices",
+    "output_text",
+    "output_json",
+    "output_tools",
+    "output_reasoning_summary",
+    "output_audio",
+)
+_JSON_START = frozenset('{["-0123456789tfn')
+_MISSING = object()
+
+
+class RequestError(ValueError):
+    """A malformed request (wrong type of `model_sample`, `sample` or `item`): `param` names the field."""
+
+    def __init__(self, param: str, message: str, code: str = "invalid_type") -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+        self.code = code
+
+
+def parse_output_json(text: str, scope: str) -> Any:
+    """§5.4: `json.loads(model_sample)` if it parses, else None; U9 decides whether non-objects count."""
+    stripped = text.lstrip()
+    if not stripped or stripped[0] not in _JSON_START:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if scope == "objects_only" and not isinstance(value, dict):
+        return None
+    return value
+
+
+def _looks_like_tool_calls(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(c, dict) and isinstance(c.get("function"), dict) for c in value)
+    )
+
+
+class ModelSample(Mapping[str, Any]):
+    """`sample` for a `/run` `model_sample` string (§5.4), computing each key on first access."""
+
+    __slots__ = ("text", "_opts", "_cache")
+
+    def __init__(self, text: str, opts: SampleOptions) -> None:
+        self.text = text
+        self._opts = opts
+        self._cache: dict[str, Any] | None = None
+
+    @property
+    def json_parsed(self) -> bool:
+        """Whether `model_sample` parsed as JSON (U12 needs to tell a JSON `null` from a parse failure)."""
+        return self["output_json"] is not None or self.text.strip() == "null"
+
+    def _build(self) -> dict[str, Any]:
+        opts = self._opts
+        text = self.text
+        output_json = parse_output_json(text, opts.output_json_scope)
+        tools: list[Any] = []
+        if opts.tools_from_model_sample:
+            raw = output_json if output_json is not None else parse_output_json(text, "any_json")
+            if _looks_like_tool_calls(raw):
+                tools = raw
+        data: dict[str, Any] = {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "tool_calls": tools},
+                    "finish_reason": "stop",
+                }
+            ],
+            "output_text": text,
+            "output_json": output_json,
+            "output_tools": tools,
+            "output_reasoning_summary": None,
+            "output_audio": None,
+        }
+        for key in opts.extra_keys:
+            data[key] = None if key == "model" else []
+        self._cache = data
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "output_text":
+            return self.text
+        data = self._cache if self._cache is not None else self._build()
+        return data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        data = self._cache if self._cache is not None else self._build()
+        return iter(data)
+
+    def __len__(self) -> int:
+        data = self._cache if self._cache is not None else self._build()
+        return len(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain deep copy, safe to hand to user code."""
+        return json.loads(json.dumps(dict(self)))
+
+
+def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str = "sample") -> dict[str, Any]:
+    """Local extension (§5.4): a caller-supplied sample; missing keys are derived as for `model_sample`."""
+    if not isinstance(sample, Mapping):
+        raise RequestError(param, f"Invalid type for '{param}': expected an object, but got {json_type(sample)} instead.")
+    out = dict(sample)
+    choices = out.get("choices", _MISSING)
+    message: Any = None
+    if choices is not _MISSING:
+        if not isinstance(choices, list):
+            raise RequestError(
+                f"{param}.choices",
+                f"Invalid type for '{param}.choices': expected an array, but got {json_type(choices)} instead.",
+            )
+        if choices and isinstance(choices[0], Mapping):
+            message = choices[0].get("message")
+    if "output_text" in out:
+        text = out["output_text"]
+    else:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        text = content if isinstance(content, str) else ""
+        out["output_text"] = text
+    if not isinstance(text, str):
+        raise RequestError(
+            f"{param}.output_text",
+            f"Invalid type for '{param}.output_text': expected a string, but got {json_type(text)} instead.",
+        )
+    if "output_json" not in out:
+        out["output_json"] = parse_output_json(text, opts.output_json_scope)
+    if "output_tools" not in out:
+        calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+        out["output_tools"] = list(calls) if isinstance(calls, list) else []
+    if choices is _MISSING:
+        out["choices"] = [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "tool_calls": out["output_tools"]},
+                "finish_reason": "stop",
+            }
+        ]
+    out.setdefault("output_reasoning_summary", None)
+    out.setdefault("output_audio", None)
+    for key in opts.extra_keys:
+        out.setdefault(key, None if key == "model" else [])
+    ordered = {k: out[k] for k in _SAMPLE_KEYS if k in out}
+    ordered.update((k, v) for k, v in out.items() if k not in ordered)
+    return ordered
+
+
+class Namespaces:
+    """What one grade reads: `sample` (§5.4) and `item` (§5.3)."""
+
+    __slots__ = ("sample", "item")
+
+    def __init__(self, sample: Mapping[str, Any], item: dict[str, Any]) -> None:
+        self.sample = sample
+        self.item = item
+
+    def sample_dict(self) -> dict[str, Any]:
+        """`sample` as a fresh JSON-deserialised dict (§8.1: each python call gets fresh copies)."""
+        if isinstance(self.sample, ModelSample):
+            return self.sample.to_dict()
+        return json.loads(json.dumps(self.sample))
+
+    def item_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self.item))
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a Python value with its article, as in the hosted messages (§12.1)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def build_namespaces(
+    model_sample: Any,
+    item: Any,
+    sample: Any,
+    opts: SampleOptions,
+    *,
+    missing_item: str = "empty",
+    reference_answer: Any = _MISSING,
+) -> Namespaces:
+    """Validate one request's data and build its namespaces; raises `RequestError` naming the bad field."""
+    if item is None:
+        if reference_answer is not _MISSING:
+            item = {"reference_answer": reference_answer}
+        elif missing_item == "error":
+            raise RequestError("item", "Missing required parameter: 'item'.", "missing_required_parameter")
+        else:
+            item = {}
+    elif not isinstance(item, Mapping):
+        raise RequestError("item", f"Invalid type for 'item': expected an object, but got {json_type(item)} instead.")
+    if sample is not None:
+        if model_sample is not None:
+            raise RequestError(
+                "sample", "Invalid value for 'sample': give either 'model_sample' or 'sample', not both.", "invalid_value"
+            )
+        return Namespaces(structured_sample(sample, opts), item)  # type: ignore[arg-type]
+    if not isinstance(model_sample, str):
+        if model_sample is None:
+            raise RequestError("model_sample", "Missing required parameter: 'model_sample'.", "missing_required_parameter")
+        raise RequestError(
+            "model_sample",
+            f"Invalid type for 'model_sample': expected a string, but got {json_type(model_sample)} instead.",
+        )
+    return Namespaces(ModelSample(model_sample, opts), item)  # type: ignore[arg-type]

@@ -1,0 +1,205 @@
+"""The hosted `{{ namespace.path }}` template grammar (spec §5.1) and rendering (§5.5, §5.6).
+
+A template is compiled once per grader into literal parts and parsed references; rendering one sample is a walk
+over those parts. This is deliberately not Jinja: Jinja accepts expressions, filters and loops that the hosted
+renderer very likely rejects (§5.1), and a parsed-parts renderer is several times faster.
+
+Grammar (strict, U7)::
+
+    reference := "{{" WS* ("item" | "sample") segment+ WS* "}}"
+    segment   := "." KEY | "[" DIGITS "]"        KEY := 1*(any char except . [ ] { } and whitespace)
+
+`extended` adds `[-n]` (from the end) and quoted keys `["a.b c"]` / `['a']`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .namespaces import ModelSample, Namespaces, json_type
+from .options import TemplateOptions
+
+# A `{{ … }}` whose inside holds no further `{{`: in `{{ a {{ item.x }}` the first `{{` stays literal text.
+_BRACES = re.compile(r"\{\{((?:(?!\{\{).)*?)\}\}", re.S)
+_STRICT = re.compile(r"\s*(item|sample)((?:\.[^.\[\]{}\s]+|\[\d+\])+)\s*")
+_EXTENDED = re.compile(r"""\s*(item|sample)((?:\.[^.\[\]{}\s]+|\[-?\d+\]|\["[^"]*"\]|\['[^']*'\])+)\s*""")
+_SEGMENT = re.compile(r"""\.([^.\[\]{}\s]+)|\[(-?\d+)\]|\["([^"]*)"\]|\['([^']*)'\]""")
+
+
+class TemplateError(Exception):
+    """A reference that cannot be rendered for this sample; `flag` is the error key to set (§5.5)."""
+
+    def __init__(self, flag: str, details: str) -> None:
+        super().__init__(details)
+        self.flag = flag
+        self.details = details
+
+
+class Ref:
+    """One parsed reference: the namespace, its steps (str keys, int indexes) and the source text."""
+
+    __slots__ = ("root", "steps", "text")
+
+    def __init__(self, root: str, steps: tuple[str | int, ...], text: str) -> None:
+        self.root = root
+        self.steps = steps
+        self.text = text
+
+    @property
+    def path(self) -> str:
+        return self.root + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in self.steps)
+
+
+class BadRef:
+    """A `{{ … }}` that does not match the grammar (U8 `error`): fails every render with invalid_variable_error."""
+
+    __slots__ = ("text", "reason")
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text = text
+        self.reason = reason
+
+
+def _parse_ref(raw: str, inner: str, extended: bool) -> Ref | BadRef:
+    m = (_EXTENDED if extended else _STRICT).fullmatch(inner)
+    if m is None:
+        stripped = inner.strip()
+        if stripped in ("item", "sample"):
+            reason = f"a reference needs a path after '{stripped}', e.g. {{{{ {stripped}.<key> }}}}"
+        else:
+            reason = "a reference must look like {{ item.<path> }} or {{ sample.<path> }} with .key and [n] steps"
+        return BadRef(raw, reason)
+    steps: list[str | int] = []
+    for seg in _SEGMENT.finditer(m.group(2)):
+        key, index, dq, sq = seg.groups()
+        if index is not None:
+            steps.append(int(index))
+        else:
+            steps.append(key if key is not None else (dq if dq is not None else sq))
+    return Ref(m.group(1), tuple(steps), raw)
+
+
+def _to_text_json(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _to_text_python(value: Any) -> str:
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    return value if isinstance(value, str) else str(value)
+
+
+class Template:
+    """A compiled template: `render(ns)` returns text or raises `TemplateError`."""
+
+    __slots__ = ("source", "parts", "refs", "_const", "_to_text", "_null_missing", "_json_flag")
+
+    def __init__(self, source: str, opts: TemplateOptions) -> None:
+        self.source = source
+        parts: list[str | Ref | BadRef] = []
+        pos = 0
+        for m in _BRACES.finditer(source):
+            parsed = _parse_ref(m.group(0), m.group(1), opts.path_grammar == "extended")
+            if isinstance(parsed, BadRef) and opts.unmatched_braces == "literal":
+                continue
+            if m.start() > pos:
+                parts.append(source[pos : m.start()])
+            parts.append(parsed)
+            pos = m.end()
+        if pos < len(source):
+            parts.append(source[pos:])
+        merged: list[str | Ref | BadRef] = []
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        self.parts = tuple(merged)
+        self.refs = tuple(p for p in self.parts if not isinstance(p, str))
+        self._const = source if not self.refs else None
+        self._to_text = _to_text_json if opts.non_string_rendering == "json" else _to_text_python
+        self._null_missing = opts.null_is_missing
+        self._json_flag = opts.output_json_unavailable_flag
+
+    @property
+    def problems(self) -> list[str]:
+        """Syntax problems found at compile time (U48 reports these from `/validate`)."""
+        return [f"{p.text}: {p.reason}" for p in self.refs if isinstance(p, BadRef)]
+
+    def render(self, ns: Namespaces) -> str:
+        if self._const is not None:
+            return self._const
+        parts = self.parts
+        if len(parts) == 1:
+            return self._to_text(self.resolve(parts[0], ns))  # type: ignore[arg-type]
+        to_text = self._to_text
+        return "".join(p if p.__class__ is str else to_text(self.resolve(p, ns)) for p in parts)  # type: ignore[arg-type]
+
+    def resolve(self, ref: Ref | BadRef, ns: Namespaces) -> Any:
+        """The value a reference points at (§5.1), or `TemplateError` naming the reference and the failing step."""
+        if ref.__class__ is BadRef:
+            raise TemplateError("invalid_variable_error", f"invalid reference {ref.text}: {ref.reason}")  # type: ignore[union-attr]
+        node: Any = ns.item if ref.root == "item" else ns.sample  # type: ignore[union-attr]
+        steps = ref.steps  # type: ignore[union-attr]
+        for i, step in enumerate(steps):
+            if step.__class__ is int:
+                if isinstance(node, list) and -len(node) <= step < len(node):  # type: ignore[operator]
+                    node = node[step]
+                    continue
+                problem = (
+                    f"index {step} is out of range (length {len(node)})"
+                    if isinstance(node, list)
+                    else f"cannot index {json_type(node)} with [{step}]"
+                )
+            else:
+                if isinstance(node, Mapping):
+                    value = node.get(step, _ABSENT)
+                    if value is not _ABSENT:
+                        node = value
+                        continue
+                    problem = f"key '{step}' not found"
+                else:
+                    problem = f"cannot read key '{step}' from {json_type(node)}"
+            raise self._unresolved(ref, i, problem, ns)  # type: ignore[arg-type]
+        if node is None and self._null_missing:
+            raise TemplateError("invalid_variable_error", f"{ref.text}: the value is null (template.null_is_missing)")  # type: ignore[union-attr]
+        return node
+
+    def _unresolved(self, ref: Ref, index: int, problem: str, ns: Namespaces) -> TemplateError:
+        where = Ref(ref.root, ref.steps[: index + 1], "").path
+        flag = "invalid_variable_error"
+        if (
+            ref.root == "sample"
+            and ref.steps[0] == "output_json"
+            and isinstance(ns.sample, ModelSample)
+            and not ns.sample.json_parsed
+        ):
+            flag = self._json_flag
+            problem += " (sample.output_json is null: the model sample is not valid JSON)"
+        return TemplateError(flag, f"{ref.text} cannot be resolved at '{where}': {problem}")
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+_ABSENT = object()
+
+
+def compile_template(source: str, opts: TemplateOptions) -> Template:
+    """Parse `source` once into parts (§5.1); rendering never rescans substituted text (one pass)."""
+    return Template(source, opts)
