@@ -173,7 +173,7 @@ def _resolve_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str, Any]:
 def _from_pydantic(exc: ValidationError, data: Any) -> GraderValidationError:
     errors = exc.errors(include_url=False)
     resolved = [_resolve_loc(data, tuple(e["loc"])) for e in errors]
-    paths = [p for p, _ in resolved]
+    paths = [_join(p, "type") if e["type"] == "union_tag_invalid" else p for e, (p, _) in zip(errors, resolved)]
     # Union branches that failed on the input's own JSON type stop short; the branch that went deeper is the
     # one the input was meant for, so its error is the specific one.
     specific = [i for i, p in enumerate(paths) if not any(q.startswith((p + ".", p + "[")) for q in paths)]
@@ -200,7 +200,7 @@ def _from_pydantic(exc: ValidationError, data: Any) -> GraderValidationError:
     if kind == "union_tag_invalid":
         ctx = err.get("ctx", {})
         return invalid_value(
-            _join(path, "type"), f"{ctx.get('tag')!r} is not supported; expected one of {ctx.get('expected_tags', '')}."
+            paths[first], f"{ctx.get('tag')!r} is not supported; expected one of {ctx.get('expected_tags', '')}."
         )
     if kind in ("greater_than_equal", "greater_than"):
         return invalid_value(path, f"{err['msg'].lower()}, got {err['input']!r}.")
