@@ -7,14 +7,19 @@ a flagged response for that row; the rest of the batch goes on.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
 from .evaluators import build_evaluator
-from .evaluators.base import Evaluator, bug_outcome
+from .evaluators.base import (
+    Evaluator,
+    aevaluate_guarded,
+    aevaluate_many_guarded,
+    evaluate_guarded,
+    evaluate_many_guarded,
+)
 from .namespaces import Namespaces, RequestError, build_namespaces
 from .options import Options
 from .response import GraderRunResponse, Outcome, ResponseFormat
@@ -95,10 +100,7 @@ class CompiledGrader:
         """
         ns = self.namespaces(model_sample, item, sample, reference_answer)
         start = time.perf_counter()
-        try:
-            outcome = self.evaluator.evaluate(ns)
-        except Exception as exc:  # noqa: BLE001 - one bad evaluation must not crash the caller
-            outcome = bug_outcome(exc)
+        outcome = evaluate_guarded(self.evaluator, ns)
         return self._respond(outcome, time.perf_counter() - start)
 
     async def arun(
@@ -112,10 +114,7 @@ class CompiledGrader:
         """Async `run`."""
         ns = self.namespaces(model_sample, item, sample, reference_answer)
         start = time.perf_counter()
-        try:
-            outcome = await self.evaluator.aevaluate(ns)
-        except Exception as exc:  # noqa: BLE001
-            outcome = bug_outcome(exc)
+        outcome = await aevaluate_guarded(self.evaluator, ns)
         return self._respond(outcome, time.perf_counter() - start)
 
     # -- many samples -------------------------------------------------------------------------------------------
@@ -138,21 +137,6 @@ class CompiledGrader:
         respond = self._respond
         return [respond(next(it), share) if s is None else respond(s, 0.0) for s in slots]
 
-    def _evaluate_chunk(self, batch: list[Namespaces]) -> list[Outcome]:
-        try:
-            outcomes = self.evaluator.evaluate_many(batch)
-            if len(outcomes) == len(batch):
-                return outcomes
-        except Exception:  # noqa: BLE001 - fall back to one row at a time to isolate the failing row
-            pass
-        out = []
-        for ns in batch:
-            try:
-                out.append(self.evaluator.evaluate(ns))
-            except Exception as exc:  # noqa: BLE001
-                out.append(bug_outcome(exc))
-        return out
-
     def iter_run(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> Iterator[GraderRunResponse]:
         """Grade rows lazily in chunks, yielding responses in input order (constant memory for any row count).
 
@@ -166,7 +150,7 @@ class CompiledGrader:
                 return
             good, slots = self._prepare(chunk)
             start = time.perf_counter()
-            outcomes = self._evaluate_chunk(good) if good else []
+            outcomes = evaluate_many_guarded(self.evaluator, good) if good else []
             yield from self._assemble(slots, outcomes, time.perf_counter() - start)
 
     def run_many(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> list[GraderRunResponse]:
@@ -183,19 +167,8 @@ class CompiledGrader:
                 return out
             good, slots = self._prepare(chunk)
             start = time.perf_counter()
-            try:
-                outcomes = await self.evaluator.aevaluate_many(good) if good else []
-                if len(outcomes) != len(good):
-                    raise RuntimeError("evaluator returned the wrong number of outcomes")
-            except Exception:  # noqa: BLE001
-                outcomes = list(await asyncio.gather(*(self._aguarded(ns) for ns in good)))
+            outcomes = await aevaluate_many_guarded(self.evaluator, good) if good else []
             out.extend(self._assemble(slots, outcomes, time.perf_counter() - start))
-
-    async def _aguarded(self, ns: Namespaces) -> Outcome:
-        try:
-            return await self.evaluator.aevaluate(ns)
-        except Exception as exc:  # noqa: BLE001
-            return bug_outcome(exc)
 
     def close(self) -> None:
         self.evaluator.close()

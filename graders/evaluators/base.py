@@ -6,6 +6,7 @@ then evaluates many samples. It never raises for a grading failure: it returns a
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from abc import ABC
 from collections.abc import Sequence
@@ -50,8 +51,6 @@ class Evaluator(ABC):
     async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
         if not self.async_native:
             return self.evaluate_many(batch)
-        import asyncio
-
         return list(await asyncio.gather(*(self.aevaluate(ns) for ns in batch)))
 
     def template(self, source: str) -> Template:
@@ -82,3 +81,39 @@ def bug_outcome(exc: BaseException) -> Outcome:
     """An evaluator raised (a bug, never a grading result): `other_error`, the traceback kept in local details."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-8))
     return Outcome.fail("other_error", f"internal error: {type(exc).__name__}: {exc}", details={"traceback": tb})
+
+
+def evaluate_guarded(evaluator: Evaluator, ns: Namespaces) -> Outcome:
+    """`evaluate`, with a raised exception turned into that sample's `other_error` outcome."""
+    try:
+        return evaluator.evaluate(ns)
+    except Exception as exc:  # noqa: BLE001 - one broken evaluation must not cost the others
+        return bug_outcome(exc)
+
+
+async def aevaluate_guarded(evaluator: Evaluator, ns: Namespaces) -> Outcome:
+    try:
+        return await evaluator.aevaluate(ns)
+    except Exception as exc:  # noqa: BLE001
+        return bug_outcome(exc)
+
+
+def evaluate_many_guarded(evaluator: Evaluator, batch: Sequence[Namespaces]) -> list[Outcome]:
+    """The bulk path; if it raises or miscounts, each sample again on its own so only the bad one fails."""
+    try:
+        out = evaluator.evaluate_many(batch)
+        if len(out) == len(batch):
+            return out
+    except Exception:  # noqa: BLE001
+        pass
+    return [evaluate_guarded(evaluator, ns) for ns in batch]
+
+
+async def aevaluate_many_guarded(evaluator: Evaluator, batch: Sequence[Namespaces]) -> list[Outcome]:
+    try:
+        out = await evaluator.aevaluate_many(batch)
+        if len(out) == len(batch):
+            return out
+    except Exception:  # noqa: BLE001
+        pass
+    return list(await asyncio.gather(*(aevaluate_guarded(evaluator, ns) for ns in batch)))

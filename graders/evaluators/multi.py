@@ -17,7 +17,7 @@ from ..options import Options
 from ..response import DETAILS_KEY, FLAG_KEYS, Outcome, add_usage
 from ..schema import MultiGrader
 from . import build_evaluator
-from .base import Evaluator, bug_outcome
+from .base import Evaluator, aevaluate_guarded, aevaluate_many_guarded, evaluate_guarded, evaluate_many_guarded
 
 
 class MultiEvaluator(Evaluator):
@@ -44,22 +44,22 @@ class MultiEvaluator(Evaluator):
     def evaluate(self, ns: Namespaces) -> Outcome:
         if self.async_native:
             return super().evaluate(ns)
-        return self._combine({k: _guard(e.evaluate, ns) for k, e in self._subs.items()})
+        return self._combine({k: evaluate_guarded(e, ns) for k, e in self._subs.items()})
 
     async def aevaluate(self, ns: Namespaces) -> Outcome:
         keys = list(self._subs)
-        results = await asyncio.gather(*(_aguard(self._subs[k].aevaluate, ns) for k in keys))
+        results = await asyncio.gather(*(aevaluate_guarded(self._subs[k], ns) for k in keys))
         return self._combine(dict(zip(keys, results)))
 
     def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
         if self.async_native:
             return super().evaluate_many(batch)
-        columns = {k: _guard_many(e, batch) for k, e in self._subs.items()}
+        columns = {k: evaluate_many_guarded(e, batch) for k, e in self._subs.items()}
         return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
 
     async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
         keys = list(self._subs)
-        cols = await asyncio.gather(*(_aguard_many(self._subs[k], batch) for k in keys))
+        cols = await asyncio.gather(*(aevaluate_many_guarded(self._subs[k], batch) for k in keys))
         columns = dict(zip(keys, cols))
         return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
 
@@ -124,37 +124,3 @@ def _sub_detail(o: Outcome) -> dict[str, Any]:
     if o.details:
         detail.update(o.details)
     return detail
-
-
-def _guard(fn: Any, ns: Namespaces) -> Outcome:
-    try:
-        return fn(ns)
-    except Exception as exc:  # noqa: BLE001 - a broken sub-grader is that sub-grader's failure, not the batch's
-        return bug_outcome(exc)
-
-
-async def _aguard(fn: Any, ns: Namespaces) -> Outcome:
-    try:
-        return await fn(ns)
-    except Exception as exc:  # noqa: BLE001
-        return bug_outcome(exc)
-
-
-def _guard_many(evaluator: Evaluator, batch: Sequence[Namespaces]) -> list[Outcome]:
-    try:
-        out = evaluator.evaluate_many(batch)
-        if len(out) == len(batch):
-            return out
-    except Exception:  # noqa: BLE001 - isolate the failing row
-        pass
-    return [_guard(evaluator.evaluate, ns) for ns in batch]
-
-
-async def _aguard_many(evaluator: Evaluator, batch: Sequence[Namespaces]) -> list[Outcome]:
-    try:
-        out = await evaluator.aevaluate_many(batch)
-        if len(out) == len(batch):
-            return out
-    except Exception:  # noqa: BLE001
-        pass
-    return list(await asyncio.gather(*(_aguard(evaluator.aevaluate, ns) for ns in batch)))
