@@ -20,22 +20,24 @@ from .evaluators.base import (
     evaluate_guarded,
     evaluate_many_guarded,
 )
-from .namespaces import Namespaces, RequestError, build_namespaces
+from .namespaces import MISSING, Namespaces, RequestError, build_namespaces
 from .options import Options
 from .response import GraderRunResponse, Outcome, ResponseFormat
 from .schema import GraderConfig
 from .validation import GraderValidationError, generate_name, parse_grader
 
 Row = Mapping[str, Any] | str
-_MISSING = object()
+
 
 
 def _row_fields(row: Any) -> tuple[Any, Any, Any, Any]:
     """(model_sample, item, sample, reference_answer) of one batch row: a dict, or a bare `model_sample` string."""
     if isinstance(row, str):
-        return row, None, None, _MISSING
+        return row, None, None, MISSING
+    if isinstance(row, RequestError):  # a row its reader already found unusable (e.g. a JSONL line that is not JSON)
+        raise row
     if isinstance(row, Mapping):
-        return row.get("model_sample"), row.get("item"), row.get("sample"), row.get("reference_answer", _MISSING)
+        return row.get("model_sample"), row.get("item"), row.get("sample"), row.get("reference_answer", MISSING)
     raise RequestError("row", f"a row must be an object with 'model_sample' (or 'sample') and 'item', got {type(row).__name__}")
 
 
@@ -62,7 +64,7 @@ class CompiledGrader:
 
     # -- namespaces ---------------------------------------------------------------------------------------------
 
-    def namespaces(self, model_sample: Any = None, item: Any = None, sample: Any = None, reference_answer: Any = _MISSING) -> Namespaces:
+    def namespaces(self, model_sample: Any = None, item: Any = None, sample: Any = None, reference_answer: Any = MISSING) -> Namespaces:
         """Validate one request's data and build its namespaces; raises `GraderValidationError` naming the field."""
         try:
             return self._ns(model_sample, item, sample, reference_answer)
@@ -70,8 +72,8 @@ class CompiledGrader:
             raise GraderValidationError(exc.message, exc.param, exc.code) from None
 
     def _ns(self, model_sample: Any, item: Any, sample: Any, reference_answer: Any) -> Namespaces:
-        if reference_answer is not _MISSING and not self._legacy:
-            reference_answer = _MISSING
+        if reference_answer is not MISSING and not self._legacy:
+            reference_answer = MISSING
         return build_namespaces(
             model_sample,
             item,
@@ -92,7 +94,7 @@ class CompiledGrader:
         item: Mapping[str, Any] | None = None,
         *,
         sample: Mapping[str, Any] | None = None,
-        reference_answer: Any = _MISSING,
+        reference_answer: Any = MISSING,
     ) -> GraderRunResponse:
         """Grade one sample (`/run`, §3.1). Grading failures are flags on the response; bad input raises.
 
@@ -109,7 +111,7 @@ class CompiledGrader:
         item: Mapping[str, Any] | None = None,
         *,
         sample: Mapping[str, Any] | None = None,
-        reference_answer: Any = _MISSING,
+        reference_answer: Any = MISSING,
     ) -> GraderRunResponse:
         """Async `run`."""
         ns = self.namespaces(model_sample, item, sample, reference_answer)
@@ -195,7 +197,7 @@ def run(
     *,
     sample: Mapping[str, Any] | None = None,
     options: Options | None = None,
-    reference_answer: Any = _MISSING,
+    reference_answer: Any = MISSING,
 ) -> GraderRunResponse:
     """`POST /run` (§3.1): validate, build namespaces and grade one sample. A missing name is new per call (§3.4)."""
     with CompiledGrader(grader, options) as compiled:
@@ -209,7 +211,7 @@ async def arun(
     *,
     sample: Mapping[str, Any] | None = None,
     options: Options | None = None,
-    reference_answer: Any = _MISSING,
+    reference_answer: Any = MISSING,
 ) -> GraderRunResponse:
     """Async `run`."""
     with CompiledGrader(grader, options) as compiled:

@@ -15,6 +15,7 @@ IEEE doubles; math errors (U40) raise `FormulaEvalError`.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -146,6 +147,8 @@ class Formula:
             raise FormulaEvalError(str(exc)) from None
         except OverflowError as exc:
             raise FormulaEvalError(f"overflow: {exc}") from None
+        except RecursionError:
+            raise FormulaEvalError("the formula is nested too deeply to evaluate") from None
         return _checked(float(value), "the result")
 
     def __repr__(self) -> str:
@@ -159,7 +162,12 @@ class _Parser:
         self.opts = opts
         self.known = known
         self.used: set[str] = set()
-        self.div = _div_error if opts.division_by_zero == "error" else _div_ieee
+        self.binary: dict[str, Callable[[float, float], float]] = {
+            "+": operator.add,
+            "-": operator.sub,
+            "*": operator.mul,
+            "/": _div_error if opts.division_by_zero == "error" else _div_ieee,
+        }
         self.unary_funcs: dict[str, Callable[[float], float]] = {
             "abs": abs,
             "floor": _rounding(math.floor, "floor"),
@@ -193,22 +201,32 @@ class _Parser:
         return node
 
     def expr(self) -> Node:
-        node = self.term()
-        while self.tok.kind == "op" and self.tok.text in "+-":
-            op = self.tok.text
-            self.i += 1
-            rhs = self.term()
-            node = _add(node, rhs) if op == "+" else _sub(node, rhs)
-        return node
+        return self._chain(self.term, "+-")
 
     def term(self) -> Node:
-        node = self.unary()
-        while self.tok.kind == "op" and self.tok.text in "*/":
-            op = self.tok.text
-            self.i += 1
-            rhs = self.unary()
-            node = _mul(node, rhs) if op == "*" else _divide(node, rhs, self.div)
-        return node
+        return self._chain(self.unary, "*/")
+
+    def _chain(self, operand: Callable[[], Node], ops: str) -> Node:
+        """A left-associative run `x op y op z …`, evaluated in a loop so long sums never nest deeply."""
+        first = operand()
+        rest: list[tuple[Callable[[float, float], float], Node]] = []
+        while self.tok.kind == "op" and self.tok.text in ops:
+            rest.append((self.binary[self.tok.text], self._advance_then(operand)))
+        if not rest:
+            return first
+        steps = tuple(rest)
+
+        def _run(env: Env) -> float:
+            acc = first(env)
+            for fn, node in steps:
+                acc = fn(acc, node(env))
+            return acc
+
+        return _run
+
+    def _advance_then(self, operand: Callable[[], Node]) -> Node:
+        self.i += 1
+        return operand()
 
     def unary(self) -> Node:
         if self.tok.kind == "op" and self.tok.text in "+-":
@@ -288,22 +306,6 @@ class _Parser:
         return _apply(self.unary_funcs[name], args[0])
 
 
-def _add(a: Node, b: Node) -> Node:
-    return lambda env: a(env) + b(env)
-
-
-def _sub(a: Node, b: Node) -> Node:
-    return lambda env: a(env) - b(env)
-
-
-def _mul(a: Node, b: Node) -> Node:
-    return lambda env: a(env) * b(env)
-
-
-def _divide(a: Node, b: Node, div: Callable[[float, float], float]) -> Node:
-    return lambda env: div(a(env), b(env))
-
-
 def _neg(a: Node) -> Node:
     return lambda env: -a(env)
 
@@ -331,5 +333,8 @@ def parse_formula(source: str, opts: FormulaOptions, variables: frozenset[str] |
     if not isinstance(source, str):
         raise FormulaParseError("the formula must be a string")
     parser = _Parser(source, opts, variables)
-    root = parser.parse()
+    try:
+        root = parser.parse()
+    except RecursionError:
+        raise FormulaParseError("the formula is nested too deeply") from None
     return Formula(source, frozenset(parser.used), root)

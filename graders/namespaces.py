@@ -21,7 +21,8 @@ _SAMPLE_KEYS: tuple[str, ...] = (
     "output_audio",
 )
 _JSON_START = frozenset('{["-0123456789tfn')
-_MISSING = object()
+MISSING: Any = object()
+"""Sentinel for an absent optional request field (e.g. the legacy `reference_answer`)."""
 
 
 class RequestError(ValueError):
@@ -123,9 +124,9 @@ def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str
     if not isinstance(sample, Mapping):
         raise RequestError(param, f"Invalid type for '{param}': expected an object, but got {json_type(sample)} instead.")
     out = dict(sample)
-    choices = out.get("choices", _MISSING)
+    choices = out.get("choices", MISSING)
     message: Any = None
-    if choices is not _MISSING:
+    if choices is not MISSING:
         if not isinstance(choices, list):
             raise RequestError(
                 f"{param}.choices",
@@ -149,7 +150,7 @@ def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str
     if "output_tools" not in out:
         calls = message.get("tool_calls") if isinstance(message, Mapping) else None
         out["output_tools"] = list(calls) if isinstance(calls, list) else []
-    if choices is _MISSING:
+    if choices is MISSING:
         out["choices"] = [
             {
                 "index": 0,
@@ -211,11 +212,11 @@ def build_namespaces(
     opts: SampleOptions,
     *,
     missing_item: str = "empty",
-    reference_answer: Any = _MISSING,
+    reference_answer: Any = MISSING,
 ) -> Namespaces:
     """Validate one request's data and build its namespaces; raises `RequestError` naming the bad field."""
     if item is None:
-        if reference_answer is not _MISSING:
+        if reference_answer is not MISSING:
             item = {"reference_answer": reference_answer}
         elif missing_item == "error":
             raise RequestError("item", "Missing required parameter: 'item'.", "missing_required_parameter")

@@ -1,0 +1,277 @@
+"""The `graders` command: run, validate, batch and options (plus commands grader modules contribute).
+
+Bad input (an unreadable or non-UTF-8 file, invalid JSON, an invalid grader) gives one clear line on stderr and a
+non-zero status, never a traceback. Exit codes: 0 success, 1 invalid grader or request (the error envelope is
+printed on stdout), 2 unusable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .engine import CompiledGrader
+from .namespaces import RequestError
+from .options import OptionError, Options, parse_option_assignment
+from .response import FLAG_KEYS, GraderRunResponse
+from .validation import GraderValidationError, validate
+
+# Modules that add their own sub-commands through `add_cli(subparsers)`; skipped when not installed.
+_PLUGIN_COMMANDS = ("graders.evaluators.python.images", "graders.evaluators.model.judge")
+
+
+class InputError(Exception):
+    """Input the command cannot use; the message is the whole story."""
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        return Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what} {path!r}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} {path!r}: is a directory") from None
+    except PermissionError:
+        raise InputError(f"{what} {path!r}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {path!r} is not valid UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{what} {path!r}: {exc.strerror or exc}") from None
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{what} is nested too deeply to parse") from None
+
+
+def _json_arg(value: str, what: str) -> Any:
+    """A JSON value given inline, or as `@file`."""
+    if value.startswith("@"):
+        return _parse_json(_read_text(value[1:], what), f"{what} file {value[1:]!r}")
+    return _parse_json(value, what)
+
+
+def _load_grader(path: str) -> Any:
+    grader = _parse_json(_read_text(path, "grader file"), f"grader file {path!r}")
+    if not isinstance(grader, dict):
+        raise InputError(f"grader file {path!r} must hold a JSON object, got {type(grader).__name__}")
+    return grader
+
+
+def _options(args: argparse.Namespace, *, explain: bool = False) -> Options:
+    values: dict[str, Any] = {}
+    if getattr(args, "options_file", None):
+        loaded = _json_arg("@" + args.options_file, "options")
+        if not isinstance(loaded, dict):
+            raise InputError("the options file must hold a JSON object of {\"dotted.name\": value}")
+        values.update(loaded)
+    for assignment in getattr(args, "option", None) or []:
+        name, value = parse_option_assignment(assignment)
+        values[name] = value
+    if explain:
+        values["explain"] = True
+    try:
+        return Options().with_values(values)
+    except (OptionError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+
+
+def _print_json(data: Any, out: TextIO) -> None:
+    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def explain(response: GraderRunResponse) -> str:
+    """A person's view of one response: reward, rendered templates, sub-scores and every error with details."""
+    lines = [f"{response.name} ({response.type}): reward {response.reward!r}"]
+    lines += _explain_details(response.details, "  ")
+    errors = response.errors
+    flags = [k for k in FLAG_KEYS if errors.get(k)]
+    if flags:
+        lines.append("  errors:")
+        for flag in flags:
+            lines.append(f"    {flag}")
+        text = response.details.get("error")
+        if text:
+            lines += [f"      {line}" for line in str(text).splitlines()]
+    if response.outcome.usage:
+        lines.append(f"  token usage: {json.dumps(response.model_grader_token_usage_per_model)}")
+    lines.append(f"  execution time: {response.execution_time * 1000:.3f} ms")
+    return "\n".join(lines)
+
+
+def _explain_details(details: dict[str, Any], indent: str) -> list[str]:
+    lines: list[str] = []
+    for key, value in details.items():
+        if key in ("error", "traceback"):
+            continue
+        if key == "sub_graders" and isinstance(value, dict):
+            lines.append(f"{indent}sub-graders:")
+            for sub_key, sub in value.items():
+                flags = [k for k in FLAG_KEYS if (sub.get("errors") or {}).get(k)]
+                state = f" [{', '.join(flags)}]" if flags else ""
+                lines.append(f"{indent}  {sub_key}: {sub.get('reward')!r}{state}")
+                rest = {k: v for k, v in sub.items() if k not in ("reward", "errors")}
+                lines += _explain_details(rest, indent + "    ")
+                if flags and sub.get("error"):
+                    lines += [f"{indent}    error: {line}" for line in str(sub["error"]).splitlines()]
+        elif isinstance(value, str):
+            shown = value if len(value) <= 500 else value[:500] + f"… ({len(value)} chars)"
+            lines.append(f"{indent}{key}: {json.dumps(shown, ensure_ascii=False)}")
+        else:
+            lines.append(f"{indent}{key}: {json.dumps(value, ensure_ascii=False, default=repr)}")
+    return lines
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    grader = _load_grader(args.grader)
+    options = _options(args, explain=args.explain)
+    if args.sample is not None:
+        model_sample, sample = args.sample, None
+    elif args.sample_file is not None:
+        model_sample, sample = _read_text(args.sample_file, "sample file"), None
+    else:
+        model_sample, sample = None, _json_arg(args.sample_json, "--sample-json")
+    item = _json_arg(args.item, "--item") if args.item is not None else None
+    try:
+        with CompiledGrader(grader, options) as compiled:
+            response = compiled.run(model_sample, item, sample=sample)
+    except GraderValidationError as exc:
+        _print_json(exc.envelope(), out)
+        print(f"graders: {exc}", file=sys.stderr)
+        return 1
+    if args.explain:
+        out.write(explain(response) + "\n")
+    else:
+        _print_json(response.model_dump(include_details=args.details), out)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    grader = _load_grader(args.grader)
+    try:
+        result = validate(grader, _options(args), context=args.context)
+    except GraderValidationError as exc:
+        _print_json(exc.envelope(), out)
+        return 1
+    _print_json(result.model_dump(), out)
+    return 0
+
+
+def _rows(path: str) -> Iterator[Any]:
+    """JSONL rows; a line that is not JSON becomes a row the engine marks as invalid, and the rest go on."""
+    handle = sys.stdin if path == "-" else None
+    try:
+        handle = handle or open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"data file {path!r}: {exc.strerror or exc}") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except ValueError as exc:
+                yield RequestError("row", f"line {number} is not valid JSON: {exc}")
+
+
+def cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
+    grader = _load_grader(args.grader)
+    try:
+        compiled = CompiledGrader(grader, _options(args))
+    except GraderValidationError as exc:
+        _print_json(exc.envelope(), out)
+        return 1
+    total = failed = 0
+    reward_sum = 0.0
+    with compiled, (open(args.out, "w", encoding="utf-8") if args.out else nullcontext(out)) as sink:
+        for response in compiled.iter_run(_rows(args.data), chunk_size=args.chunk_size):
+            sink.write(json.dumps(response.model_dump(include_details=args.details), ensure_ascii=False) + "\n")
+            total += 1
+            failed += response.failed
+            reward_sum += response.reward
+    mean = reward_sum / total if total else 0.0
+    print(f"graders: {total} rows, {failed} with errors, mean reward {mean:.6f}", file=sys.stderr)
+    return 0
+
+
+def cmd_options(args: argparse.Namespace, out: TextIO) -> int:
+    _print_json(_options(args).flat(), out)
+    return 0
+
+
+def _add_option_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="set an option, e.g. -o multi.sub_error_policy=fail_whole")
+    p.add_argument("--options-file", metavar="FILE", help="a JSON object of options by dotted name")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graders", description="Run OpenAI-style graders locally.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="grade one sample and print the GraderRunResponse")
+    p.add_argument("grader", help="grader JSON file ('-' for stdin)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--sample", help="the model sample text (model_sample)")
+    src.add_argument("--sample-file", help="read model_sample from a file, verbatim")
+    src.add_argument("--sample-json", help="a structured sample object, inline JSON or @file")
+    p.add_argument("--item", help="the item, inline JSON or @file")
+    p.add_argument("--explain", action="store_true", help="print rendered templates, sub-scores and errors for a person")
+    p.add_argument("--details", action="store_true", help="add the local trace under 'details' to the JSON")
+    _add_option_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="validate a grader config like /validate")
+    p.add_argument("grader", help="grader JSON file ('-' for stdin)")
+    p.add_argument("--context", choices=["run", "evals"], default="run", help="where the grader is used (§4)")
+    _add_option_flags(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("batch", help="grade a JSONL file of rows, one response per line")
+    p.add_argument("grader", help="grader JSON file")
+    p.add_argument("data", help="JSONL rows with model_sample (or sample) and item ('-' for stdin)")
+    p.add_argument("--out", help="write responses here instead of stdout")
+    p.add_argument("--chunk-size", type=int, default=1024)
+    p.add_argument("--details", action="store_true", help="include the local trace in each response")
+    _add_option_flags(p)
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("options", help="list every option and its value")
+    _add_option_flags(p)
+    p.set_defaults(func=cmd_options)
+
+    for module_name in _PLUGIN_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        add_cli = getattr(module, "add_cli", None)
+        if add_cli is not None:
+            add_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, out or sys.stdout))
+    except InputError as exc:
+        print(f"graders: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

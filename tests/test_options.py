@@ -1,0 +1,72 @@
+"""Options: every spec unknown (§14) is a named, switchable option with the recommended default."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from graders import OptionError, Options
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "graders-behaviour.md"
+
+
+def test_every_option_has_a_stable_dotted_name_and_default():
+    flat = Options().flat()
+    expected = {
+        "run.missing_item": "empty", "run.legacy_reference_answer": True, "response.token_usage_format": "object",
+        "response.error_keys": "observed24", "validate.name_sub_graders": False, "validate.unknown_fields": "ignore",
+        "template.path_grammar": "strict", "template.unmatched_braces": "error", "sample.output_json_scope": "any_json",
+        "sample.tools_from_model_sample": False, "sample.extra_keys": [], "template.output_json_unavailable_flag": "invalid_variable_error",
+        "template.null_is_missing": False, "template.non_string_rendering": "json", "string_check.like_wildcards": False,
+        "string_check.ilike_fold": "lower", "string_check.accept_neq_alias": False,
+        "text_similarity.pass_threshold_outside_evals": "ignore", "text_similarity.fuzzy_match.scorer": "wratio_dp",
+        "text_similarity.bleu.implementation": "nltk", "text_similarity.bleu.tokenizer": "split",
+        "text_similarity.bleu.smoothing": "method1", "text_similarity.gleu.tokenizer": "split",
+        "text_similarity.meteor.tokenizer": "split", "text_similarity.rouge.measure": "fmeasure",
+        "text_similarity.rouge.stemmer": False, "validate.cosine_evals_only": False,
+        "python.return_policy": "lenient", "python.limit_violation_flag": "runtime_error", "python.max_source_bytes": 256000,
+        "python.cpu_cores": 2, "python.image_tags": ["2025-05-08", "alpha"], "score_model.response_schema": "cookbook",
+        "score_model.range_in_schema": True, "validate.model_allow_list": False, "validate.strict_model_params": False,
+        "label_model.sampling_params": "pass_through", "formula.power_assoc": "right", "formula.eval_error_flag": "other_error",
+        "formula.division_by_zero": "error", "multi.sub_error_policy": "zero_and_continue", "multi.sub_rewards_keys": "key",
+        "multi.sampled_model_name": "first", "validate.label_subset_check": True, "validate.python_compile_check": True,
+        "validate.template_syntax": False, "evals.default_pass_threshold": None,
+    }  # fmt: skip
+    for name, value in expected.items():
+        assert flat[name] == value, name
+
+
+def test_every_spec_unknown_has_an_option():
+    """Each U-row of the §14 table names an option prefix that exists here."""
+    flat = Options().flat()
+    rows = re.findall(r"^\| (U\d+) \| [^|]+\| `([^`]+)`", SPEC.read_text(), re.M)
+    assert len(rows) == 49
+    for uid, option in rows:
+        prefix = option.split(".*")[0].split(".{")[0].split(" ")[0]
+        assert any(name == prefix or name.startswith(prefix + ".") for name in flat), (uid, option)
+
+
+def test_with_values_errors_name_the_option():
+    with pytest.raises(OptionError, match="unknown option 'template.nope'"):
+        Options().with_values({"template.nope": 1})
+    with pytest.raises(OptionError, match="formula.power_assoc"):
+        Options().with_values({"formula.power_assoc": "middle"})
+    with pytest.raises(OptionError, match="is a group"):
+        Options().with_values({"formula": {}})
+
+
+def test_python_limits_from_environment(monkeypatch):
+    monkeypatch.setenv("GRADERS_PYTHON_TIMEOUT", "7.5")
+    monkeypatch.setenv("GRADERS_PYTHON_MEMORY_MB", "512")
+    opts = Options()
+    assert opts.python.timeout_s == 7.5 and opts.python.memory_bytes == 512 * 1024**2
+    monkeypatch.setenv("GRADERS_PYTHON_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="GRADERS_PYTHON_TIMEOUT"):
+        Options()
+
+
+def test_options_are_immutable():
+    with pytest.raises(Exception):
+        Options().template.path_grammar = "extended"  # type: ignore[misc]

@@ -1,0 +1,98 @@
+"""The `GraderRunResponse` contract (spec §3.2–§3.4)."""
+
+from __future__ import annotations
+
+import json
+
+import graders
+from graders import ERROR_KEYS, Options
+from graders.response import SCHEMA_ERROR_KEYS, GraderRunResponse, Outcome, ResponseFormat
+
+SC = {"type": "string_check", "name": "example", "input": "{{ sample.output_text }}", "reference": "{{ item.a }}", "operation": "eq"}
+
+OBSERVED_ERROR_KEYS = [
+    "formula_parse_error", "sample_parse_error", "sample_parse_error_details", "truncated_observation_error",
+    "unresponsive_reward_error", "invalid_variable_error", "invalid_variable_error_details", "other_error",
+    "python_grader_server_error", "python_grader_server_error_type", "python_grader_runtime_error",
+    "python_grader_runtime_error_details", "model_grader_server_error", "model_grader_refusal_error",
+    "model_grader_refusal_error_details", "model_grader_parse_error", "model_grader_parse_error_details",
+    "model_grader_exceeded_max_tokens_error", "model_grader_server_error_details", "endpoint_grader_internal_error",
+    "endpoint_grader_internal_error_details", "endpoint_grader_server_error", "endpoint_grader_server_error_details",
+    "endpoint_grader_safety_check_error",
+]  # fmt: skip
+
+
+def test_key_order_and_all_24_error_keys_as_observed():
+    body = graders.run(SC, "x", {"a": "x"}).model_dump(mode="json")
+    assert list(body) == ["reward", "metadata", "sub_rewards", "model_grader_token_usage_per_model"]
+    assert list(body["metadata"]) == ["name", "type", "errors", "execution_time", "scores", "token_usage", "sampled_model_name"]
+    assert list(body["metadata"]["errors"]) == OBSERVED_ERROR_KEYS == list(ERROR_KEYS)
+
+
+def test_defaults_false_and_null():
+    errors = graders.run(SC, "x", {"a": "x"}).errors
+    for key, value in errors.items():
+        assert value is (None if key.endswith(("_details", "_type")) else False), key
+
+
+def test_success_body_matches_the_captured_shape():
+    body = graders.run(SC, "x", {"a": "x"}).model_dump()
+    assert body["reward"] == 1.0 and isinstance(body["reward"], float)
+    assert body["metadata"]["name"] == "example" and body["metadata"]["type"] == "string_check"
+    assert body["metadata"]["scores"] == {} and body["sub_rewards"] == {}
+    assert body["metadata"]["token_usage"] is None and body["metadata"]["sampled_model_name"] is None
+    assert body["model_grader_token_usage_per_model"] == {}
+    assert isinstance(body["metadata"]["execution_time"], float) and body["metadata"]["execution_time"] >= 0
+    json.dumps(body)
+
+
+def test_failure_is_a_normal_response_reward_zero():
+    resp = graders.run(SC, "x", {})
+    assert resp.reward == 0.0 and resp.failed
+    assert resp.model_dump()["metadata"]["errors"]["invalid_variable_error"] is True
+
+
+def test_missing_name_generated_per_request():
+    unnamed = {k: v for k, v in SC.items() if k != "name"}
+    names = {graders.run(unnamed, "x", {"a": "x"}).name for _ in range(5)}
+    assert len(names) == 5 and all(n.startswith("grader-") and len(n) == 19 for n in names)
+
+
+def test_schema14_switch():
+    resp = graders.run(SC, "x", {"a": "x"}, options=Options().with_values({"response.error_keys": "schema14"}))
+    assert list(resp.errors) == list(SCHEMA_ERROR_KEYS) and len(SCHEMA_ERROR_KEYS) == 14
+
+
+def _model_response(fmt: str) -> GraderRunResponse:
+    usage = {"gpt-x": {"prompt_tokens": 100, "total_tokens": 150, "completion_tokens": 50, "cached_tokens": 0}}
+    outcome = Outcome(0.5, usage=usage, sampled_model_name="gpt-x")
+    return GraderRunResponse(0.5, "n", "score_model", 0.1, outcome, ResponseFormat.from_options(fmt, "observed24"))
+
+
+def test_token_usage_shapes_U4():
+    """§3.2: counters in the OpenAPI example's order; U4 integer/null alternatives."""
+    body = _model_response("object").model_dump()
+    assert list(body["metadata"]["token_usage"]) == ["prompt_tokens", "total_tokens", "completion_tokens", "cached_tokens"]
+    assert body["metadata"]["sampled_model_name"] == "gpt-x"
+    assert body["model_grader_token_usage_per_model"] == {"gpt-x": body["metadata"]["token_usage"]}
+    assert _model_response("integer").model_dump()["metadata"]["token_usage"] == 150
+    assert _model_response("null").model_dump()["metadata"]["token_usage"] is None
+
+
+def test_full_precision_floats():
+    outcome = Outcome(0.1 + 0.2)
+    resp = GraderRunResponse(outcome.score, "n", "python", 0.0, outcome, ResponseFormat())
+    assert json.loads(resp.model_dump_json())["reward"] == 0.30000000000000004
+
+
+def test_details_only_on_request():
+    resp = graders.run(SC, "x", {}, options=Options().with_values({"explain": True}))
+    assert "details" not in resp.model_dump()
+    assert "item.a" in resp.model_dump(include_details=True)["details"]["error"]
+
+
+def test_outcome_fail_rejects_unknown_flags():
+    import pytest
+
+    with pytest.raises(ValueError):
+        Outcome.fail("made_up_error")
