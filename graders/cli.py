@@ -77,15 +77,24 @@ def _options(args: argparse.Namespace, *, explain: bool = False) -> Options:
         if not isinstance(loaded, dict):
             raise InputError("the options file must hold a JSON object of {\"dotted.name\": value}")
         values.update(loaded)
+    raw: dict[str, str] = {}
     for assignment in getattr(args, "option", None) or []:
         name, value = parse_option_assignment(assignment)
         values[name] = value
+        raw[name] = assignment.partition("=")[2]
     if explain:
         values["explain"] = True
     try:
         return Options().with_values(values)
     except (OptionError, ValueError) as exc:
-        raise InputError(str(exc)) from None
+        # `-o formula.log_base=10` reads 10 as a number; such values are retried as the text typed.
+        as_text = {**values, **raw}
+        if as_text == values:
+            raise InputError(str(exc)) from None
+        try:
+            return Options().with_values(as_text)
+        except (OptionError, ValueError):
+            raise InputError(str(exc)) from None
 
 
 def _print_json(data: Any, out: TextIO) -> None:

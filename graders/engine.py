@@ -20,7 +20,7 @@ from .evaluators.base import (
     evaluate_guarded,
     evaluate_many_guarded,
 )
-from .namespaces import MISSING, Namespaces, RequestError, build_namespaces
+from .namespaces import MISSING, ModelSample, Namespaces, RequestError, build_namespaces
 from .options import Options
 from .response import GraderRunResponse, Outcome, ResponseFormat
 from .schema import GraderConfig
@@ -32,6 +32,8 @@ Row = Mapping[str, Any] | str
 
 def _row_fields(row: Any) -> tuple[Any, Any, Any, Any]:
     """(model_sample, item, sample, reference_answer) of one batch row: a dict, or a bare `model_sample` string."""
+    if row.__class__ is dict:
+        return row.get("model_sample"), row.get("item"), row.get("sample"), row.get("reference_answer", MISSING)
     if isinstance(row, str):
         return row, None, None, MISSING
     if isinstance(row, RequestError):  # a row its reader already found unusable (e.g. a JSONL line that is not JSON)
@@ -125,7 +127,15 @@ class CompiledGrader:
         """Namespaces for the good rows; a ready outcome at the index of each bad row."""
         good: list[Namespaces] = []
         slots: list[Outcome | None] = []
+        sample_opts = self._sample_opts
         for row in rows:
+            if row.__class__ is dict and len(row) == 2:  # the common {"model_sample": str, "item": dict} row
+                text = row.get("model_sample")
+                item = row.get("item")
+                if text.__class__ is str and item.__class__ is dict:
+                    good.append(Namespaces(ModelSample(text, sample_opts), item))
+                    slots.append(None)
+                    continue
             try:
                 good.append(self._ns(*_row_fields(row)))
                 slots.append(None)

@@ -215,6 +215,8 @@ def build_namespaces(
     reference_answer: Any = MISSING,
 ) -> Namespaces:
     """Validate one request's data and build its namespaces; raises `RequestError` naming the bad field."""
+    if item.__class__ is dict and model_sample.__class__ is str and sample is None:
+        return Namespaces(ModelSample(model_sample, opts), item)
     if item is None:
         if reference_answer is not MISSING:
             item = {"reference_answer": reference_answer}

@@ -97,6 +97,7 @@ def sum_usage(per_model: dict[str, Usage]) -> Usage:
 class Outcome:
     """The one internal result of an evaluation (design: the flow of one grade).
 
+    Outcomes are never mutated once returned (evaluators may share one instance between samples).
     `errors` holds only the keys that are set (flags → True, text keys → str); everything absent takes its §3.3
     default when the wire dict is built. `details` is local trace data (rendered templates, metric signature,
     judge steps, grader stdout): it never enters the hosted wire shape.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .namespaces import ModelSample, Namespaces, json_type
@@ -107,7 +107,7 @@ def _to_text_python(value: Any) -> str:
 class Template:
     """A compiled template: `render(ns)` returns text or raises `TemplateError`."""
 
-    __slots__ = ("source", "parts", "refs", "_const", "_to_text", "_null_missing", "_json_flag")
+    __slots__ = ("source", "parts", "refs", "render", "_to_text", "_null_missing", "_json_flag")
 
     def __init__(self, source: str, opts: TemplateOptions) -> None:
         self.source = source
@@ -131,24 +131,71 @@ class Template:
                 merged.append(part)
         self.parts = tuple(merged)
         self.refs = tuple(p for p in self.parts if not isinstance(p, str))
-        self._const = source if not self.refs else None
         self._to_text = _to_text_json if opts.non_string_rendering == "json" else _to_text_python
         self._null_missing = opts.null_is_missing
         self._json_flag = opts.output_json_unavailable_flag
+        self.render = self._renderer()
 
     @property
     def problems(self) -> list[str]:
         """Syntax problems found at compile time (U48 reports these from `/validate`)."""
         return [f"{p.text}: {p.reason}" for p in self.refs if isinstance(p, BadRef)]
 
-    def render(self, ns: Namespaces) -> str:
-        if self._const is not None:
-            return self._const
-        parts = self.parts
-        if len(parts) == 1:
-            return self._to_text(self.resolve(parts[0], ns))  # type: ignore[arg-type]
+    def _renderer(self) -> Callable[[Namespaces], str]:
+        """`render(ns) -> str`, specialised once for this template's shape (constant, one reference, mixed)."""
         to_text = self._to_text
-        return "".join(p if p.__class__ is str else to_text(self.resolve(p, ns)) for p in parts)  # type: ignore[arg-type]
+        if not self.refs:
+            const = self.source
+
+            def render_const(ns: Namespaces) -> str:
+                return const
+
+            return render_const
+        if len(self.parts) == 1:
+            get = self._getter(self.parts[0])  # type: ignore[arg-type]
+
+            def render_one(ns: Namespaces) -> str:
+                value = get(ns)
+                return value if value.__class__ is str else to_text(value)
+
+            return render_one
+        pieces = tuple((True, p) if isinstance(p, str) else (False, self._getter(p)) for p in self.parts)
+
+        def render_mixed(ns: Namespaces) -> str:
+            out = []
+            for literal, piece in pieces:
+                if literal:
+                    out.append(piece)
+                else:
+                    value = piece(ns)
+                    out.append(value if value.__class__ is str else to_text(value))
+            return "".join(out)
+
+        return render_mixed
+
+    def _getter(self, ref: Ref | BadRef) -> Callable[[Namespaces], Any]:
+        """A fast lookup for one reference; any miss falls back to `resolve`, which names the failing step."""
+        slow = self.resolve
+        if isinstance(ref, BadRef):
+            return lambda ns: slow(ref, ns)
+        steps = ref.steps
+        from_item = ref.root == "item"
+        null_missing = self._null_missing
+
+        def get(ns: Namespaces) -> Any:
+            node = ns.item if from_item else ns.sample
+            try:
+                for step in steps:
+                    if step.__class__ is int and node.__class__ is not list:
+                        raise TypeError
+                    node = node[step]
+            except (KeyError, IndexError, TypeError):
+                return slow(ref, ns)
+            if node is None and null_missing:
+                return slow(ref, ns)
+            return node
+
+        return get
 
     def resolve(self, ref: Ref | BadRef, ns: Namespaces) -> Any:
         """The value a reference points at (§5.1), or `TemplateError` naming the reference and the failing step."""
@@ -158,7 +205,7 @@ class Template:
         steps = ref.steps  # type: ignore[union-attr]
         for i, step in enumerate(steps):
             if step.__class__ is int:
-                if isinstance(node, list) and -len(node) <= step < len(node):  # type: ignore[operator]
+                if node.__class__ is list and -len(node) <= step < len(node):  # type: ignore[operator]
                     node = node[step]
                     continue
                 problem = (
@@ -167,7 +214,7 @@ class Template:
                     else f"cannot index {json_type(node)} with [{step}]"
                 )
             else:
-                if isinstance(node, Mapping):
+                if node.__class__ is dict or isinstance(node, Mapping):
                     value = node.get(step, _ABSENT)
                     if value is not _ABSENT:
                         node = value

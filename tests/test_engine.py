@@ -50,8 +50,9 @@ def test_a_raising_evaluator_fails_only_its_row(monkeypatch):
         return real(ns)
 
     monkeypatch.setattr(compiled.evaluator, "evaluate", flaky)
-    out = compiled.run_many(["x", "boom", "x"])
-    assert [r.failed for r in out] == [True, True, True]  # bare strings: empty item → invalid variable
+    monkeypatch.setattr(compiled.evaluator, "evaluate_many", lambda batch: [flaky(ns) for ns in batch])
+    out = compiled.run_many([{"model_sample": s, "item": {"a": "x"}} for s in ("x", "boom", "x")])
+    assert [r.reward for r in out] == [1.0, 0.0, 1.0]
     assert "evaluator bug" in out[1].details["error"] and "traceback" in out[1].details
     single = compiled.run("boom", {"a": "x"})
     assert single.errors["other_error"] and single.reward == 0.0

@@ -29,6 +29,7 @@ class MultiEvaluator(Evaluator):
         self.async_native = any(e.async_native for e in self._subs.values())  # type: ignore[misc]
         by_name = options.multi.sub_rewards_keys == "name"
         self._labels = {k: (sub.name or k) if by_name else k for k, sub in config.graders.items()}
+        self._by_key = all(k == label for k, label in self._labels.items())
         self._fail_whole = options.multi.sub_error_policy == "fail_whole"
         self._first_model = options.multi.sampled_model_name == "first"
         self._eval_flag = options.formula.eval_error_flag
@@ -70,6 +71,17 @@ class MultiEvaluator(Evaluator):
     # -- §11.4 merging ------------------------------------------------------------------------------------------
 
     def _combine(self, outcomes: dict[str, Outcome]) -> Outcome:
+        if not self._explain and self._formula_error is None:
+            for o in outcomes.values():
+                if o.errors or o.usage or o.sampled_model_name:
+                    break
+            else:  # the common case: nothing to merge but the scores
+                env = {k: o.score for k, o in outcomes.items()}
+                sub_rewards = env if self._by_key else {self._labels[k]: v for k, v in env.items()}
+                try:
+                    return Outcome(self._formula.evaluate(env), sub_rewards=sub_rewards)
+                except FormulaEvalError:
+                    pass  # reported with its flag by the full merge below
         sub_rewards = {self._labels[k]: o.score for k, o in outcomes.items()}
         errors: dict[str, Any] | None = None
         lines: list[str] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from ..namespaces import Namespaces
@@ -56,8 +56,25 @@ class StringCheckEvaluator(Evaluator):
             rendered_reference = self._reference.render(ns)
         except TemplateError as exc:
             return template_failure(exc)
-        score = 1.0 if self._compare(rendered_input, rendered_reference) else 0.0
+        passed = self._compare(rendered_input, rendered_reference)
         if self._explain:
             details = {"input": rendered_input, "reference": rendered_reference, "operation": self.config.operation}
-            return Outcome(score, details=details)
-        return Outcome(score)
+            return Outcome(1.0 if passed else 0.0, details=details)
+        return _PASS if passed else _FAIL
+
+    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        if self._explain:
+            return [self.evaluate(ns) for ns in batch]
+        render_input, render_reference, compare = self._input.render, self._reference.render, self._compare
+        out = []
+        for ns in batch:
+            try:
+                out.append(_PASS if compare(render_input(ns), render_reference(ns)) else _FAIL)
+            except TemplateError as exc:
+                out.append(template_failure(exc))
+        return out
+
+
+# Outcomes are never mutated once returned, so every plain pass and fail can share one object.
+_PASS = Outcome(1.0)
+_FAIL = Outcome(0.0)
