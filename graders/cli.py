@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from .engine import CompiledGrader
 from .namespaces import RequestError
-from .options import OptionError, Options, parse_option_assignment
+from .options import OptionError, Options, describe_options, parse_option_assignment
 from .response import FLAG_KEYS, GraderRunResponse
 from .validation import GraderValidationError, validate
 
@@ -216,7 +216,14 @@ def cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_options(args: argparse.Namespace, out: TextIO) -> int:
-    _print_json(_options(args).flat(), out)
+    options = _options(args)
+    if not args.markdown:
+        _print_json(options.flat(), out)
+        return 0
+    out.write("| option | value | what it decides |\n| --- | --- | --- |\n")
+    for name, value, description in describe_options(options):
+        text = " ".join(description.split()).replace("|", "\\|")
+        out.write(f"| `{name}` | `{json.dumps(value)}` | {text} |\n")
     return 0
 
 
@@ -257,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("options", help="list every option and its value")
+    p.add_argument("--markdown", action="store_true", help="a Markdown table with what each option decides")
     _add_option_flags(p)
     p.set_defaults(func=cmd_options)
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class _Group(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, use_attribute_docstrings=True)
 
 
 class RunOptions(_Group):
@@ -265,7 +265,7 @@ class Options(_Group):
     explain: bool = False
     """Not an unknown: record rendered templates and intermediate values in each response's local `details`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
     def with_values(self, values: dict[str, Any]) -> Options:
         """A copy with the given dotted options set, e.g. ``{"multi.sub_error_policy": "fail_whole"}``."""
@@ -303,6 +303,20 @@ class Options(_Group):
 
         walk("", self.model_dump(by_alias=True))
         return out
+
+
+def describe_options(options: BaseModel | None = None, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted name, value, description) for every option, from the field docstrings above."""
+    options = options if options is not None else Options()
+    rows: list[tuple[str, Any, str]] = []
+    for name, field in type(options).model_fields.items():
+        value = getattr(options, name)
+        dotted = prefix + (field.alias or name)
+        if isinstance(value, BaseModel):
+            rows += describe_options(value, dotted + ".")
+        else:
+            rows.append((dotted, list(value) if isinstance(value, tuple) else value, field.description or ""))
+    return rows
 
 
 class OptionError(ValueError):

@@ -122,3 +122,15 @@ def test_console_script_entry_point():
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(proc.stdout)["reward"] == 1.0
+
+
+def test_readme_options_table_matches_the_code():
+    readme = (ROOT / "README.md").read_text()
+    code, table = cli("options", "--markdown")
+    assert table.strip() in readme, "regenerate with: graders options --markdown"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci_command in readme
