@@ -134,3 +134,12 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci_command in readme
+
+
+INVALID = ROOT / "fixtures" / "graders" / "invalid"
+
+
+@pytest.mark.parametrize(("name", "param"), sorted(json.loads((INVALID / "expected.json").read_text()).items()))
+def test_validate_rejects_each_invalid_fixture_with_its_param(name, param):
+    code, out = cli("validate", str(INVALID / name))
+    assert code == 1 and json.loads(out)["error"]["param"] == param

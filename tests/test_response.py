@@ -96,3 +96,13 @@ def test_outcome_fail_rejects_unknown_flags():
 
     with pytest.raises(ValueError):
         Outcome.fail("made_up_error")
+
+
+def test_openai_sdk_types_accept_the_wire_json():
+    """Clients using the openai SDK's own GraderRunResponse type can read what we return (schema fields)."""
+    from openai.types.fine_tuning.alpha import GraderRunResponse as SDKResponse
+
+    parsed = SDKResponse.model_validate(graders.run(SC, "x", {}).model_dump())
+    assert parsed.reward == 0.0 and parsed.metadata.errors.invalid_variable_error is True
+    integer_usage = _model_response("integer").model_dump()
+    assert SDKResponse.model_validate(integer_usage).metadata.token_usage == 150
