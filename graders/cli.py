@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from .engine import CompiledGrader
 from .namespaces import RequestError
 from .options import OptionError, Options, describe_options, parse_option_assignment
+from .parity import check_cases
 from .response import FLAG_KEYS, GraderRunResponse
 from .validation import GraderValidationError, validate
 
@@ -215,6 +216,18 @@ def cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_parity(args: argparse.Namespace, out: TextIO) -> int:
+    cases = [row for row in _rows(args.cases) if not isinstance(row, RequestError)]
+    report = check_cases(cases, _options(args), tol=args.tol)
+    if args.json:
+        _print_json(
+            {"ok": report.ok, "options": report.options, "cases": [vars(c) | {"ok": c.ok} for c in report.cases]}, out
+        )
+    else:
+        out.write(report.summary() + "\n")
+    return 0 if report.ok else 1
+
+
 def cmd_options(args: argparse.Namespace, out: TextIO) -> int:
     options = _options(args)
     if not args.markdown:
@@ -262,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--details", action="store_true", help="include the local trace in each response")
     _add_option_flags(p)
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("parity", help="run recorded /run cases locally and explain every difference")
+    p.add_argument("cases", help="JSONL of {grader, model_sample|sample, item, response}")
+    p.add_argument("--tol", type=float, default=1e-6, help="absolute tolerance for rewards (default 1e-6)")
+    p.add_argument("--json", action="store_true", help="a JSON report with the options in force")
+    _add_option_flags(p)
+    p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("options", help="list every option and its value")
     p.add_argument("--markdown", action="store_true", help="a Markdown table with what each option decides")

@@ -143,3 +143,18 @@ INVALID = ROOT / "fixtures" / "graders" / "invalid"
 def test_validate_rejects_each_invalid_fixture_with_its_param(name, param):
     code, out = cli("validate", str(INVALID / name))
     assert code == 1 and json.loads(out)["error"]["param"] == param
+
+
+def test_parity_command_reports_and_sets_exit_status(tmp_path):
+    cases = ROOT / "fixtures" / "parity" / "core_expectations.jsonl"
+    code, out = cli("parity", str(cases))
+    assert code == 0 and "4 of 4 cases match" in out
+    lines = cases.read_text().splitlines()
+    case = json.loads(lines[0])
+    case["response"]["reward"] = 0.25
+    changed = tmp_path / "cases.jsonl"
+    changed.write_text(json.dumps(case) + "\n")
+    code, out = cli("parity", str(changed), "--json")
+    report = json.loads(out)
+    assert code == 1 and report["ok"] is False and "reward: local 1.0, recorded 0.25" in report["cases"][0]["differences"]
+    assert report["options"]["template.path_grammar"] == "strict"

@@ -1,0 +1,73 @@
+"""Parity checks against recorded responses (the parity user's workflow)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from graders import Options
+from graders.parity import check_cases, compare
+
+CASES = Path(__file__).resolve().parent.parent / "fixtures" / "parity" / "core_expectations.jsonl"
+
+
+def load():
+    return [json.loads(line) for line in CASES.read_text().splitlines()]
+
+
+def test_recorded_expectations_match():
+    report = check_cases(load())
+    assert report.ok, report.summary()
+    assert report.options["multi.sub_error_policy"] == "zero_and_continue"
+
+
+def test_every_difference_is_explained():
+    cases = load()
+    broken = copy.deepcopy(cases[3])
+    broken["response"]["reward"] = 0.5
+    broken["response"]["sub_rewards"]["exact"] = 1.0
+    broken["response"]["metadata"]["errors"]["other_error"] = True
+    report = check_cases([broken])
+    text = report.summary()
+    assert not report.ok
+    assert "reward: local 0.4" in text and "recorded 0.5" in text
+    assert "sub_rewards.exact: local 0.0, recorded 1.0" in text
+    assert "metadata.errors.other_error: local False, recorded True" in text
+    assert "multi.sub_error_policy='zero_and_continue'" in text
+
+
+def test_option_flip_changes_the_verdict():
+    """A recording made under a different policy matches once the option is flipped (U41)."""
+    case = copy.deepcopy(load()[3])
+    case["item"] = {}
+    case["response"]["reward"] = 0.0
+    case["response"]["sub_rewards"] = case["response"]["metadata"]["scores"] = {"exact": 0.0, "mentions": 0.0, "no_apology": 1.0}
+    case["response"]["metadata"]["errors"]["invalid_variable_error"] = True
+    case["response"]["metadata"]["errors"]["invalid_variable_error_details"] = "exact: …"
+    assert not check_cases([case]).ok
+    assert check_cases([case], Options().with_values({"multi.sub_error_policy": "fail_whole"})).ok
+
+
+def test_execution_time_and_generated_names_are_not_compared():
+    case = load()[0]
+    local = check_cases([case])
+    assert local.ok
+    recorded = copy.deepcopy(case["response"])
+    recorded["metadata"]["execution_time"] = 99.0
+    recorded["metadata"]["name"] = "grader-AbCdEf123456"
+    assert compare({**recorded, "metadata": {**recorded["metadata"], "execution_time": 0.1, "name": "grader-zzz"}}, recorded) == []
+
+
+def test_unusable_cases_are_reported_not_raised():
+    report = check_cases([{"grader": {"type": "nope"}, "response": {}}, {"oops": 1}, {"grader": {"type": "string_check"}, "model_sample": "x", "response": {"reward": 0}}])
+    assert [c.ok for c in report.cases] == [False, False, False]
+    assert "rejects this request" in report.cases[0].differences[0]
+
+
+def test_token_usage_compared_by_shape():
+    recorded = {"reward": 0.5, "metadata": {"token_usage": {"prompt_tokens": 1}}, "model_grader_token_usage_per_model": {"m": {}}}
+    local = {"reward": 0.5, "metadata": {"token_usage": 7}, "model_grader_token_usage_per_model": {}}
+    diffs = compare(local, recorded)
+    assert any("token_usage: local is a number, recorded is an object" in d for d in diffs)
+    assert any("model_grader_token_usage_per_model" in d for d in diffs)
