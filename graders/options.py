@@ -245,6 +245,44 @@ class EvalsOptions(_Group):
     """U49 threshold for python/score_model without `pass_threshold` (None: `passed` is null)."""
 
 
+class ModelEndpoint(_Group):
+    """One model-name → endpoint override for `models.endpoints` (spec §9.2: the model client is pluggable)."""
+
+    model: str
+    """A model name as written in graders, or an fnmatch pattern such as `gpt-4.1-*`."""
+    base_url: str | None = None
+    """Endpoint for these models (e.g. `http://127.0.0.1:8000/v1`); None keeps `models.base_url`."""
+    api_key: str | None = None
+    """Key for this endpoint; None sends no key when `base_url` is overridden (the default key never leaks to
+    another server), else keeps `models.api_key`. Recorded by `flat()`, so prefer keyless local servers."""
+
+
+class ModelClientOptions(_Group):
+    """Not unknowns: how score_model/label_model reach an OpenAI-compatible Chat Completions server (§9.2, §10)."""
+
+    base_url: str | None = None
+    """Default endpoint; None reads `OPENAI_BASE_URL` once at compile, else `https://api.openai.com/v1`."""
+    api_key: str | None = None
+    """Default key; None reads `OPENAI_API_KEY` once at compile (recorded by `flat()` when set here)."""
+    endpoints: tuple[ModelEndpoint, ...] = ()
+    """Per-model overrides, first match wins, e.g. `[{"model": "qwen*", "base_url": "http://127.0.0.1:8000/v1"}]`."""
+    max_concurrency: int = Field(64, ge=1)
+    """Requests in flight per endpoint, shared by every sample and sub-grader on the same event loop."""
+    timeout_s: float = Field(60.0, gt=0)
+    """Per-request timeout (seconds); a timeout is a transient failure and is retried."""
+    max_retries: int = Field(4, ge=0)
+    """Retries after transient failures only (connect errors, timeouts, 429, 5xx); never 4xx or parse errors."""
+    backoff_s: float = Field(0.5, ge=0)
+    """First retry delay; doubles per attempt with full jitter, capped by `backoff_max_s`; `Retry-After` wins."""
+    backoff_max_s: float = Field(30.0, ge=0)
+    """Longest delay between two attempts, including a server's `Retry-After`."""
+    cache_path: str | None = None
+    """sqlite file caching successful grades by endpoint, model, messages, params and schema; None disables it."""
+    response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    """auto: strict json_schema, falling back to json_object then text after a rejection (remembered per
+    endpoint+model); the others force one mode."""
+
+
 class Options(_Group):
     """All options in force for a compile; see the module docstring."""
 
@@ -259,6 +297,7 @@ class Options(_Group):
     python: PythonOptions = Field(default_factory=PythonOptions)
     score_model: ScoreModelOptions = ScoreModelOptions()
     label_model: LabelModelOptions = LabelModelOptions()
+    models: ModelClientOptions = ModelClientOptions()
     formula: FormulaOptions = FormulaOptions()
     multi: MultiOptions = MultiOptions()
     evals: EvalsOptions = EvalsOptions()

@@ -1,0 +1,246 @@
+"""A real OpenAI-compatible Chat Completions HTTP server for the model-grader tests and benchmark.
+
+Run: ``python tests/servers/chat_server.py [--port 0] [--latency 0.05]``; it prints its base URL
+(``http://127.0.0.1:<port>/v1``) on the first stdout line once it accepts connections.
+
+It speaks HTTP/1.1 with keep-alive on a plain asyncio server (no framework), so hundreds of concurrent connections
+cost one coroutine each. Replies are scripted per prompt: the text ``#script {...}`` anywhere in a message (the
+last one wins) holds a JSON object with any of
+
+- ``result``: reply ``{"steps": [...], "result": <value>}`` as the message content;
+- ``content``: reply this exact content (invalid JSON, prose with embedded JSON, ...);
+- ``refusal``: reply with ``message.refusal`` set and no content;
+- ``finish_reason``: e.g. ``"length"``;
+- ``fail``: ``{"status": 429, "times": 2, "retry_after": 0.05, "key": "k"}``: the first ``times`` requests with
+  that key get that status (``times`` null: forever), then normal replies;
+- ``hang``: never answer;
+- ``reject_json_schema`` / ``reject_response_format``: a 400 naming `response_format` when the request asks for
+  json_schema (or any response format);
+- ``usage``: ``[prompt_tokens, completion_tokens, cached_tokens]``; ``latency``: seconds; ``model``: reported model.
+
+Without a script the reply is the first enum label of a json_schema `result`, else ``result: 1.0``. The reported
+model is the requested one plus ``--snapshot-suffix``. ``GET /stats`` gives ``{"requests": n}`` (chat requests
+received, failures included), ``GET /requests`` the recorded request bodies, ``POST /reset`` clears both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+
+MARKER = "#script "
+
+
+class ChatServer:
+    def __init__(self, latency: float, snapshot_suffix: str, keep_bodies: int) -> None:
+        self.latency = latency
+        self.snapshot_suffix = snapshot_suffix
+        self.keep_bodies = keep_bodies
+        self.requests = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.fail_counts: dict[str, int] = {}
+        self.created = int(time.time())
+
+    # -- HTTP ---------------------------------------------------------------------------------------------------
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                method, path = line.decode("latin-1").split(" ", 2)[:2]
+                length = 0
+                while True:
+                    header = await reader.readline()
+                    if header in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = header.decode("latin-1").partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip())
+                body = await reader.readexactly(length) if length else b""
+                status, payload, headers = await self.route(method, path.split("?", 1)[0], body)
+                data = json.dumps(payload).encode()
+                head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "Content-Type: application/json",
+                        f"Content-Length: {len(data)}", "Connection: keep-alive"]
+                head += [f"{k}: {v}" for k, v in headers.items()]
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            return
+        finally:
+            writer.close()
+
+    async def route(self, method: str, path: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET" and path == "/stats":
+            return 200, {"requests": self.requests}, {}
+        if method == "GET" and path == "/requests":
+            return 200, self.bodies, {}
+        if method == "POST" and path == "/reset":
+            self.requests = 0
+            self.bodies.clear()
+            self.fail_counts.clear()
+            return 200, {"ok": True}, {}
+        if method == "POST" and path.rstrip("/").endswith("/chat/completions"):
+            try:
+                request = json.loads(body)
+            except ValueError:
+                return 400, _error("the body is not JSON", "invalid_request_error"), {}
+            self.requests += 1
+            if len(self.bodies) < self.keep_bodies:
+                self.bodies.append(request)
+            return await self.complete(request)
+        return 404, _error(f"no route {method} {path}", "invalid_request_error"), {}
+
+    # -- Chat Completions ---------------------------------------------------------------------------------------
+
+    async def complete(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        if not isinstance(request.get("messages"), list) or not request.get("model"):
+            return 400, _error("'model' and 'messages' are required", "invalid_request_error"), {}
+        texts = list(_texts(request["messages"]))
+        script = _script(texts)
+        latency = float(script.get("latency", self.latency))
+        if latency:
+            await asyncio.sleep(latency)
+        fail = script.get("fail")
+        if fail:
+            key = str(fail.get("key", ""))
+            seen = self.fail_counts.get(key, 0)
+            self.fail_counts[key] = seen + 1
+            if fail.get("times") is None or seen < int(fail["times"]):
+                status = int(fail.get("status", 500))
+                headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
+                return status, _error(f"scripted failure {seen + 1}", "server_error"), headers
+        if script.get("hang"):
+            await asyncio.sleep(3600)
+        response_format = request.get("response_format") or {}
+        kind = response_format.get("type")
+        if (script.get("reject_json_schema") and kind == "json_schema") or (script.get("reject_response_format") and kind):
+            message = f"Invalid parameter: 'response_format' of type '{kind}' is not supported with this model."
+            return 400, _error(message, "invalid_request_error", "response_format"), {}
+
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+        if "refusal" in script:
+            message["refusal"] = script["refusal"]
+        elif "content" in script:
+            message["content"] = script["content"]
+        else:
+            result = script["result"] if "result" in script else _default_result(response_format)
+            steps = [{"description": "scripted reply", "conclusion": f"result {result}"}]
+            message["content"] = json.dumps({"steps": steps, "result": result})
+        reply_text = message["content"] or message["refusal"] or ""
+        prompt_tokens, completion_tokens, cached = script.get(
+            "usage", [sum(len(t.split()) for t in texts), len(reply_text.split()), 0]
+        )
+        return 200, {
+            "id": f"chatcmpl-{self.requests}",
+            "object": "chat.completion",
+            "created": self.created,
+            "model": script.get("model", request["model"] + self.snapshot_suffix),
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": script.get("finish_reason", "stop")}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens,
+                      "prompt_tokens_details": {"cached_tokens": cached}},
+        }, {}
+
+
+def _texts(messages: list[Any]) -> Any:
+    for m in messages:
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, str):
+            yield content
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    yield part["text"]
+
+
+def _script(texts: list[str]) -> dict[str, Any]:
+    for text in reversed(texts):
+        at = text.rfind(MARKER)
+        if at != -1:
+            value, _ = json.JSONDecoder().raw_decode(text, at + len(MARKER))
+            return value
+    return {}
+
+
+def _default_result(response_format: dict[str, Any]) -> Any:
+    schema = (response_format.get("json_schema") or {}).get("schema") or {}
+    enum = ((schema.get("properties") or {}).get("result") or {}).get("enum")
+    return enum[0] if enum else 1.0
+
+
+def _error(message: str, type_: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": None}}
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+class RunningServer:
+    """This server started as a child process on a free 127.0.0.1 port (used by the tests and the benchmark)."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        line = self.process.stdout.readline().strip() if self.process.stdout else ""
+        if not line.startswith("http://"):
+            self.close()
+            raise RuntimeError(f"chat server did not start (said {line!r})")
+        self.base_url = line
+        self.root = line.rsplit("/v1", 1)[0]
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(self.root + "/stats").json()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return httpx.get(self.root + "/requests").json()
+
+    def reset(self) -> None:
+        httpx.post(self.root + "/reset")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every reply")
+    parser.add_argument("--snapshot-suffix", default="-2026-01-01", help="appended to the model name it reports")
+    parser.add_argument("--keep-bodies", type=int, default=10000, help="request bodies kept for GET /requests")
+    args = parser.parse_args()
+    server = ChatServer(args.latency, args.snapshot_suffix, args.keep_bodies)
+    srv = await asyncio.start_server(server.handle, "127.0.0.1", args.port, backlog=4096)
+    port = srv.sockets[0].getsockname()[1]
+    print(f"http://127.0.0.1:{port}/v1", flush=True)
+    async with srv:
+        await srv.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
