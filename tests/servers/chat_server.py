@@ -13,14 +13,14 @@ last one wins) holds a JSON object with any of
 - ``finish_reason``: e.g. ``"length"``;
 - ``fail``: ``{"status": 429, "times": 2, "retry_after": 0.05, "key": "k"}``: the first ``times`` requests with
   that key get that status (``times`` null: forever), then normal replies;
-- ``hang``: never answer;
+- ``hang``: ``true`` never answers, a number answers normally after that many seconds;
 - ``reject_json_schema`` / ``reject_response_format``: a 400 naming `response_format` when the request asks for
   json_schema (or any response format);
 - ``usage``: ``[prompt_tokens, completion_tokens, cached_tokens]``; ``latency``: seconds; ``model``: reported model.
 
 Without a script the reply is the first enum label of a json_schema `result`, else ``result: 1.0``. The reported
-model is the requested one plus ``--snapshot-suffix``. ``GET /stats`` gives ``{"requests": n}`` (chat requests
-received, failures included), ``GET /requests`` the recorded request bodies, ``POST /reset`` clears both.
+model is the requested one plus ``--snapshot-suffix``. ``GET /stats`` gives ``{"requests": n, "max_in_flight": m}`` (chat
+requests received, failures included; most handled at once), ``GET /requests`` the recorded request bodies, ``POST /reset`` clears both.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class ChatServer:
         self.snapshot_suffix = snapshot_suffix
         self.keep_bodies = keep_bodies
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.bodies: list[dict[str, Any]] = []
         self.fail_counts: dict[str, int] = {}
         self.created = int(time.time())
@@ -80,11 +82,12 @@ class ChatServer:
 
     async def route(self, method: str, path: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
         if method == "GET" and path == "/stats":
-            return 200, {"requests": self.requests}, {}
+            return 200, {"requests": self.requests, "max_in_flight": self.max_in_flight}, {}
         if method == "GET" and path == "/requests":
             return 200, self.bodies, {}
         if method == "POST" and path == "/reset":
             self.requests = 0
+            self.max_in_flight = 0
             self.bodies.clear()
             self.fail_counts.clear()
             return 200, {"ok": True}, {}
@@ -96,7 +99,12 @@ class ChatServer:
             self.requests += 1
             if len(self.bodies) < self.keep_bodies:
                 self.bodies.append(request)
-            return await self.complete(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                return await self.complete(request)
+            finally:
+                self.in_flight -= 1
         return 404, _error(f"no route {method} {path}", "invalid_request_error"), {}
 
     # -- Chat Completions ---------------------------------------------------------------------------------------
@@ -118,8 +126,9 @@ class ChatServer:
                 status = int(fail.get("status", 500))
                 headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
                 return status, _error(f"scripted failure {seen + 1}", "server_error"), headers
-        if script.get("hang"):
-            await asyncio.sleep(3600)
+        hang = script.get("hang")
+        if hang:
+            await asyncio.sleep(3600 if hang is True else float(hang))
         response_format = request.get("response_format") or {}
         kind = response_format.get("type")
         if (script.get("reject_json_schema") and kind == "json_schema") or (script.get("reject_response_format") and kind):
