@@ -3,8 +3,8 @@
 Spec §9.2 makes the model client pluggable: any OpenAI-compatible Chat Completions endpoint. Everything here is
 resolved once at compile (`resolve_route` reads `OPENAI_BASE_URL`/`OPENAI_API_KEY` then) and shared at run time:
 
-- one `AsyncOpenAI` client and one semaphore per (endpoint, key, concurrency limit, event loop), so the limit holds
-  across every sample of a batch and every model sub-grader of a `multi` that talks to the same server;
+- one set of `AsyncOpenAI` clients and one semaphore per (endpoint, key, concurrency limit, event loop), so the
+  limit holds across every sample of a batch and every model sub-grader of a `multi` that talks to the same server;
 - retries only for transient failures (connect errors, timeouts, 429, 5xx), with exponential backoff, full jitter
   and `Retry-After`. The SDK's own retry loop also retries 408/409, so it is switched off (`max_retries=0`);
 - a sqlite cache of completed calls; the caller decides what is worth caching (never failures).
@@ -128,27 +128,58 @@ def _status_text(exc: openai.APIStatusError) -> str:
     return f"HTTP {exc.status_code}: {text}"
 
 
+SHARD_CONNECTIONS = 8
+"""Requests in flight per SDK client. The SDK's connection pool scans every connection on each request, so one
+client with hundreds of connections spends milliseconds per request; shards keep that scan short."""
+
+
 class Endpoint:
-    """One client and one concurrency limiter, shared by every grader calling this server on one event loop."""
+    """The clients and the one concurrency limiter shared by every grader calling this server on one event loop.
+
+    Clients are shards of one logical client (same endpoint, key and settings), created on first use and picked
+    round-robin; the limiter alone decides how many requests are in flight.
+    """
 
     def __init__(self, route: Route, max_concurrency: int) -> None:
         self.route = route
-        self.client = openai.AsyncOpenAI(base_url=route.base_url, api_key=route.api_key or NO_KEY, max_retries=0)
         self.limiter = asyncio.Semaphore(max_concurrency)
+        self._shards: list[openai.AsyncOpenAI | None] = [None] * -(-max_concurrency // SHARD_CONNECTIONS)
+        self._next = 0
+
+    def client(self) -> openai.AsyncOpenAI:
+        """The next shard, created on first use (plain-http endpoints skip building an unused TLS context)."""
+        i = self._next
+        self._next = (i + 1) % len(self._shards)
+        shard = self._shards[i]
+        if shard is None:
+            http = {"verify": False} if self.route.base_url.startswith("http://") else {}
+            shard = self._shards[i] = openai.AsyncOpenAI(
+                base_url=self.route.base_url,
+                api_key=self.route.api_key or NO_KEY,
+                max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(**http),
+            )
+        return shard
 
     async def complete(self, request: dict[str, Any], policy: RetryPolicy) -> tuple[ChatCompletion, int]:
         """One Chat Completions call with retries; returns the completion and the number of attempts made.
 
-        The limiter is held only while a request is in flight, never during a backoff sleep.
+        `request` is the complete JSON body. It goes through the SDK's generic `post` (same auth, errors and
+        response parsing as `chat.completions.create`) because `create` re-walks the body, response schema
+        included, through its TypedDict transform on every call: milliseconds of CPU per request under load, and
+        pass-through params (U38, e.g. vLLM's `top_k`) need no `extra_body` split. The limiter is held only while
+        a request is in flight, never during a backoff sleep.
         """
         attempt = 0
-        create = self.client.chat.completions.create
+        options: Any = {"timeout": policy.timeout_s}
         while True:
             attempt += 1
             retry_after: float | None = None
             try:
                 async with self.limiter:
-                    completion = await create(**request, timeout=policy.timeout_s)
+                    completion = await self.client().post(
+                        "/chat/completions", cast_to=ChatCompletion, body=request, options=options
+                    )
                 if not isinstance(completion, ChatCompletion):
                     raise ModelCallError(
                         f"the server's reply is not a chat completion: {str(completion)[:300]}",

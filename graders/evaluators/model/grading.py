@@ -36,7 +36,7 @@ from .client import (
     remembered_mode,
     resolve_route,
 )
-from .prompt import MessagesTemplate, request_kwargs
+from .prompt import MessagesTemplate
 from .schemas import MODES, parse_output, request_for
 
 RAW_LIMIT = 1000
@@ -84,7 +84,6 @@ class ModelGraderEvaluator(Evaluator):
         self._forced_mode = None if client_opts.response_format == "auto" else client_opts.response_format
         self._cache = open_cache(client_opts.cache_path) if client_opts.cache_path else None
         self._params = self.sampling_params()
-        self._kwargs = request_kwargs(self._params)
         self._schema = self.response_schema()
 
     # -- subclass hooks -----------------------------------------------------------------------------------------
@@ -129,7 +128,7 @@ class ModelGraderEvaluator(Evaluator):
         endpoint = endpoint_for(self._route, self._concurrency)
         trace: dict[str, Any] = {}
         while True:
-            request = {"model": model, **request_for(mode, messages, self._schema), **self._kwargs}
+            request = {"model": model, **request_for(mode, messages, self._schema), **self._params}
             try:
                 completion, attempts = await endpoint.complete(request, self._policy)
             except ModelCallError as exc:

@@ -8,11 +8,8 @@ and no tokens are spent (§5.2). Roles and multimodal parts pass through unchang
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
-
-from openai.resources.chat.completions import AsyncCompletions
 
 from ...namespaces import Namespaces
 from ...schema import InputAudio, InputImage, Message, SamplingParams
@@ -86,27 +83,3 @@ def label_model_params(params: dict[str, Any] | None) -> dict[str, Any]:
     if "max_completions_tokens" in out:
         out["max_completion_tokens"] = out.pop("max_completions_tokens")
     return out
-
-
-_SDK_PARAMS = frozenset(inspect.signature(AsyncCompletions.create).parameters) - {
-    "self",
-    "messages",
-    "model",
-    "response_format",
-    "stream",
-    "stream_options",
-    "extra_headers",
-    "extra_query",
-    "extra_body",
-    "timeout",
-}
-
-
-def request_kwargs(params: dict[str, Any]) -> dict[str, Any]:
-    """SDK keyword arguments for mapped params: names the SDK knows go as-is, the rest through `extra_body`
-    (vLLM's `top_k`, for instance), so pass-through params reach any compatible server."""
-    kwargs = {k: v for k, v in params.items() if k in _SDK_PARAMS}
-    extra = {k: v for k, v in params.items() if k not in _SDK_PARAMS}
-    if extra:
-        kwargs["extra_body"] = extra
-    return kwargs
