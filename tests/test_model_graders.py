@@ -422,3 +422,30 @@ def test_cache_hit_makes_no_request_and_failures_are_not_cached(srv: RunningServ
     changed = opts(srv, models__cache_path=str(tmp_path / "calls.sqlite"), score_model__range_in_schema=False)
     graders.compile(score_grader(), changed).run_many(rows[:1])
     assert srv.stats()["requests"] == 1  # the schema is part of the key
+
+
+# -- opt-in: the local llama.cpp judge (optional extra) ------------------------------------------------------------
+
+
+@pytest.mark.local_judge
+def test_local_judge_answers_well_formed_responses() -> None:
+    """`graders judge serve`'s server (Gemma 3 270M via llama.cpp): a plumbing check, so only the shape is judged."""
+    from graders.evaluators.model.judge import MODEL_ALIAS, LocalJudge, missing_extra
+
+    problem = missing_extra()
+    if problem:
+        pytest.skip(f"local judge extra not installed: {problem}")
+    with LocalJudge() as judge:
+        options = Options().with_values({"models.base_url": judge.base_url, "models.timeout_s": 120, "models.max_retries": 0})
+        grader = score_grader(MODEL_ALIAS, rng=[0, 10], sampling_params={"max_completions_tokens": 200, "temperature": 0})
+        grader["input"] = [{"role": "user", "content": "Rate this answer to 'capital of France?' from 0 to 10: {{ sample.output_text }}"}]
+        label = label_grader(MODEL_ALIAS, sampling_params={"max_tokens": 200, "temperature": 0})
+        label["input"] = [{"role": "user", "content": "Label the tone of: {{ sample.output_text }}"}]
+        multi = {"type": "multi", "graders": {"score": grader, "tone": label}, "calculate_output": "score + tone"}
+        resp = graders.run(multi, "Paris, obviously!", {}, options=options)
+    wire = resp.model_dump()
+    allowed = {"model_grader_parse_error", "model_grader_exceeded_max_tokens_error"}  # a 270M model may ramble
+    assert not {k for k, v in wire["metadata"]["errors"].items() if v and not k.endswith("_details")} - allowed
+    assert 0.0 <= wire["sub_rewards"]["score"] <= 10.0 and wire["sub_rewards"]["tone"] in (0.0, 1.0)
+    assert set(wire["model_grader_token_usage_per_model"]) and wire["metadata"]["token_usage"]["total_tokens"] > 0
+    assert wire["metadata"]["sampled_model_name"]
