@@ -67,11 +67,10 @@ def score_model_params(params: SamplingParams | None) -> dict[str, Any]:
     `max_completion_tokens`, nulls are not sent."""
     if params is None:
         return {}
-    out = params.model_dump(exclude_none=True)
-    out.update(params.model_extra or {})
+    out = params.model_dump(exclude_none=True)  # includes unknown extra fields, which pass through (U6 ignore)
     if "max_completions_tokens" in out:
         out["max_completion_tokens"] = out.pop("max_completions_tokens")
-    return {k: v for k, v in out.items() if v is not None}
+    return out
 
 
 def label_model_params(params: dict[str, Any] | None) -> dict[str, Any]:
