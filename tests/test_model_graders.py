@@ -371,6 +371,19 @@ def test_endpoint_map_routes_models(srv: RunningServer) -> None:
     assert routed.reward == 0.6 and flags(unrouted)["model_grader_server_error"] is True
 
 
+def test_default_key_never_leaks_to_a_routed_server(srv: RunningServer) -> None:
+    """An endpoint override without its own key sends none, so the default (OpenAI) key stays with OpenAI."""
+    base = {**FAST, "models.api_key": "sk-default-secret"}
+    graders.run(score_grader(), "x", {"script": {"result": 1}}, options=Options().with_values({**base, "models.base_url": srv.base_url}))
+    assert srv.stats()["authorization"] == "Bearer sk-default-secret"
+    routed = {**base, "models.endpoints": [{"model": "judge", "base_url": srv.base_url}]}
+    graders.run(score_grader(), "x", {"script": {"result": 1}}, options=Options().with_values(routed))
+    assert srv.stats()["authorization"] == "Bearer no-key"
+    keyed = {**base, "models.endpoints": [{"model": "judge", "base_url": srv.base_url, "api_key": "sk-local"}]}
+    graders.run(score_grader(), "x", {"script": {"result": 1}}, options=Options().with_values(keyed))
+    assert srv.stats()["authorization"] == "Bearer sk-local"
+
+
 def test_environment_is_read_at_compile(srv: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
     compiled = graders.compile(score_grader(), Options().with_values(FAST))

@@ -19,8 +19,9 @@ last one wins) holds a JSON object with any of
 - ``usage``: ``[prompt_tokens, completion_tokens, cached_tokens]``; ``latency``: seconds; ``model``: reported model.
 
 Without a script the reply is the first enum label of a json_schema `result`, else ``result: 1.0``. The reported
-model is the requested one plus ``--snapshot-suffix``. ``GET /stats`` gives ``{"requests": n, "max_in_flight": m}`` (chat
-requests received, failures included; most handled at once), ``GET /requests`` the recorded request bodies, ``POST /reset`` clears both.
+model is the requested one plus ``--snapshot-suffix``. ``GET /stats`` gives ``{"requests": n, "max_in_flight": m,
+"authorization": ...}`` (chat requests received, failures included; most handled at once; the last Authorization
+header seen), ``GET /requests`` the recorded request bodies, ``POST /reset`` clears both.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ChatServer:
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.authorization: str | None = None
         self.bodies: list[dict[str, Any]] = []
         self.fail_counts: dict[str, int] = {}
         self.created = int(time.time())
@@ -67,6 +69,8 @@ class ChatServer:
                     name, _, value = header.decode("latin-1").partition(":")
                     if name.strip().lower() == "content-length":
                         length = int(value.strip())
+                    elif name.strip().lower() == "authorization":
+                        self.authorization = value.strip()
                 body = await reader.readexactly(length) if length else b""
                 status, payload, headers = await self.route(method, path.split("?", 1)[0], body)
                 data = json.dumps(payload).encode()
@@ -82,7 +86,8 @@ class ChatServer:
 
     async def route(self, method: str, path: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
         if method == "GET" and path == "/stats":
-            return 200, {"requests": self.requests, "max_in_flight": self.max_in_flight}, {}
+            stats = {"requests": self.requests, "max_in_flight": self.max_in_flight, "authorization": self.authorization}
+            return 200, stats, {}
         if method == "GET" and path == "/requests":
             return 200, self.bodies, {}
         if method == "POST" and path == "/reset":
