@@ -338,10 +338,24 @@ class Options(_Group):
                 if isinstance(value, dict):
                     walk(name + ".", value)
                 else:
-                    out[name] = list(value) if isinstance(value, tuple) else value
+                    out[name] = _redact(list(value) if isinstance(value, tuple) else value, key)
 
         walk("", self.model_dump(by_alias=True))
         return out
+
+
+_SECRET_KEYS = frozenset({"api_key"})
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    """Secrets never reach fixtures, reports or printed option lists: a set key shows as "<set>"."""
+    if key in _SECRET_KEYS:
+        return None if value is None else "<set>"
+    if isinstance(value, dict):
+        return {k: _redact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
 
 
 def describe_options(options: BaseModel | None = None, prefix: str = "") -> list[tuple[str, Any, str]]:
@@ -354,7 +368,8 @@ def describe_options(options: BaseModel | None = None, prefix: str = "") -> list
         if isinstance(value, BaseModel):
             rows += describe_options(value, dotted + ".")
         else:
-            rows.append((dotted, list(value) if isinstance(value, tuple) else value, field.description or ""))
+            plain = [v.model_dump() if isinstance(v, BaseModel) else v for v in value] if isinstance(value, tuple) else value
+            rows.append((dotted, _redact(plain, name), field.description or ""))
     return rows
 
 

@@ -70,3 +70,14 @@ def test_python_limits_from_environment(monkeypatch):
 def test_options_are_immutable():
     with pytest.raises(Exception):
         Options().template.path_grammar = "extended"  # type: ignore[misc]
+
+
+def test_secrets_are_redacted_from_flat_and_described_options():
+    from graders.options import describe_options
+
+    opts = Options().with_values(
+        {"models.api_key": "sk-secret", "models.endpoints": [{"model": "m*", "base_url": "http://x", "api_key": "sk-2"}]}
+    )
+    flat = opts.flat()
+    assert flat["models.api_key"] == "<set>" and "sk-" not in repr(flat)
+    assert "sk-" not in repr(describe_options(opts))
