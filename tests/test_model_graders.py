@@ -270,19 +270,22 @@ def test_connection_refused_is_a_server_error() -> None:
 # -- structured-output fallback ------------------------------------------------------------------------------------
 
 
-def test_json_schema_rejected_falls_back_to_json_object_and_remembers(srv: RunningServer) -> None:
-    """A 400 naming response_format switches to json_object (schema in the prompt), remembered per endpoint+model."""
-    script = {"reject_json_schema": True, "result": 0.4}
-    first = graders.run(score_grader("no-schema-model"), "x", {"script": script}, options=opts(srv))
+@pytest.mark.parametrize("status", [400, 500])
+def test_json_schema_rejected_falls_back_to_json_object_and_remembers(srv: RunningServer, status: int) -> None:
+    """An error naming response_format switches to json_object (schema in the prompt), remembered per
+    endpoint+model; llama-cpp-python's server rejects with a 500, which must not be retried as transient."""
+    script = {"reject_json_schema": True, "reject_status": status, "result": 0.4}
+    model = f"no-schema-model-{status}"
+    first = graders.run(score_grader(model), "x", {"script": script}, options=opts(srv))
     assert first.reward == 0.4 and not flags(first)
     assert first.details["response_format"] == "json_object"
-    assert "json_schema rejected: HTTP 400" in first.details["response_format_fallback"][0]
+    assert f"json_schema rejected: HTTP {status}" in first.details["response_format_fallback"][0]
     rejected, accepted = srv.requests()
     assert rejected["response_format"]["type"] == "json_schema" and accepted["response_format"] == {"type": "json_object"}
     assert accepted["messages"][0]["role"] == "system" and "float_score_classification" not in accepted["messages"][0]["content"]
     assert '"result"' in accepted["messages"][0]["content"] and "Score the answer." in accepted["messages"][0]["content"]
     srv.reset()
-    again = graders.run(score_grader("no-schema-model"), "x", {"script": script}, options=opts(srv))
+    again = graders.run(score_grader(model), "x", {"script": script}, options=opts(srv))
     assert again.reward == 0.4 and srv.stats()["requests"] == 1  # no second rejection
     assert "remembered" in again.details["response_format_fallback"][0]
 

@@ -14,8 +14,8 @@ last one wins) holds a JSON object with any of
 - ``fail``: ``{"status": 429, "times": 2, "retry_after": 0.05, "key": "k"}``: the first ``times`` requests with
   that key get that status (``times`` null: forever), then normal replies;
 - ``hang``: ``true`` never answers, a number answers normally after that many seconds;
-- ``reject_json_schema`` / ``reject_response_format``: a 400 naming `response_format` when the request asks for
-  json_schema (or any response format);
+- ``reject_json_schema`` / ``reject_response_format``: an error naming `response_format` (status
+  ``reject_status``, default 400) when the request asks for json_schema (or any response format);
 - ``usage``: ``[prompt_tokens, completion_tokens, cached_tokens]``; ``latency``: seconds; ``model``: reported model.
 
 Without a script the reply is the first enum label of a json_schema `result`, else ``result: 1.0``. The reported
@@ -138,7 +138,7 @@ class ChatServer:
         kind = response_format.get("type")
         if (script.get("reject_json_schema") and kind == "json_schema") or (script.get("reject_response_format") and kind):
             message = f"Invalid parameter: 'response_format' of type '{kind}' is not supported with this model."
-            return 400, _error(message, "invalid_request_error", "response_format"), {}
+            return int(script.get("reject_status", 400)), _error(message, "invalid_request_error", "response_format"), {}
 
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if "refusal" in script:

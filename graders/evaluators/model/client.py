@@ -93,9 +93,15 @@ class ModelCallError(Exception):
 
     @property
     def rejects_response_format(self) -> bool:
-        """A 400 that names the response format: the server does not support that structured-output mode."""
-        low = self.text.lower()
-        return self.status == 400 and any(w in low for w in ("response_format", "json_schema", "json_object"))
+        """The server does not support the structured-output mode asked for (see `names_response_format`)."""
+        return self.status is not None and names_response_format(self.text)
+
+
+def names_response_format(text: str) -> bool:
+    """An HTTP error whose message names the response format is a deterministic rejection of that mode, not a
+    transient failure: OpenAI-style servers answer 400, llama-cpp-python's server a 500 validation error."""
+    low = text.lower()
+    return "response_format" in low or "json_schema" in low
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -188,8 +194,8 @@ class Endpoint:
                     )
                 return completion, attempt
             except openai.APIStatusError as exc:
-                transient = exc.status_code == 429 or exc.status_code >= 500
                 text = _status_text(exc)
+                transient = (exc.status_code == 429 or exc.status_code >= 500) and not names_response_format(text)
                 if not transient or attempt > policy.max_retries:
                     raise ModelCallError(_after(text, attempt), status=exc.status_code, attempts=attempt) from None
                 retry_after = _retry_after(exc.response.headers)

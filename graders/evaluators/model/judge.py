@@ -17,6 +17,7 @@ import importlib.util
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TextIO
@@ -70,14 +71,17 @@ class LocalJudge:
             "--port", str(self.port),
             "--n_ctx", str(n_ctx),
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # llama.cpp logs a lot: a file, never a pipe nobody drains (a full pipe would block the server).
+        self._log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log, text=True)
         self._wait_ready(ready_timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read() if self.process.stderr else ""
+                self._log.seek(0)
+                err = self._log.read()
                 raise RuntimeError(f"the llama.cpp server exited with {self.process.returncode}: {err[-2000:]}")
             try:
                 if httpx.get(self.base_url + "/models", timeout=1.0).status_code == 200:
@@ -96,6 +100,7 @@ class LocalJudge:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._log.close()
 
     def __enter__(self) -> LocalJudge:
         return self
