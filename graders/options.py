@@ -129,6 +129,12 @@ class MeteorOptions(_Group):
     """U22 nltk default."""
     gamma: float = 0.5
     """U22 nltk default."""
+    wordnet_dir: str | None = None
+    """An nltk-layout WordNet corpus directory to use instead of searching (§7.2)."""
+    debian_wordnet_dir: str | None = None
+    """Where Debian's `wordnet-base` lives (None: /usr/share/wordnet); copied into the graders cache once."""
+    wordnet_download: bool = False
+    """Allow `nltk.download("wordnet")` when no local WordNet is found (needs internet; off: never block)."""
 
 
 class RougeOptions(_Group):
@@ -146,7 +152,9 @@ class CosineOptions(_Group):
     report_usage: bool = False
     """U25 report embedding tokens in `model_grader_token_usage_per_model`."""
     model: str = "text-embedding-3-large"
-    """Embedding model name sent to the embeddings endpoint."""
+    """Embedding model name sent to the embeddings endpoint (routed like grader models by `models.*`)."""
+    batch_size: int = Field(256, ge=1)
+    """Texts per embeddings request in bulk runs."""
 
 
 class TextSimilarityOptions(_Group):

@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible Chat Completions HTTP server for the model-grader tests and benchmark.
+"""A real OpenAI-compatible Chat Completions (and Embeddings) HTTP server for the model-grader tests and benchmark.
 
 Run: ``python tests/servers/chat_server.py [--port 0] [--latency 0.05]``; it prints its base URL
 (``http://127.0.0.1:<port>/v1``) on the first stdout line once it accepts connections.
@@ -32,6 +32,7 @@ import json
 import subprocess
 import sys
 import time
+import zlib
 from typing import Any
 
 import httpx
@@ -110,7 +111,44 @@ class ChatServer:
                 return await self.complete(request)
             finally:
                 self.in_flight -= 1
+        if method == "POST" and path.rstrip("/").endswith("/embeddings"):
+            try:
+                request = json.loads(body)
+            except ValueError:
+                return 400, _error("the body is not JSON", "invalid_request_error"), {}
+            self.requests += 1
+            return self.embed(request)
         return 404, _error(f"no route {method} {path}", "invalid_request_error"), {}
+
+    def scripted_failure(self, script: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | None:
+        fail = script.get("fail")
+        if not fail:
+            return None
+        key = str(fail.get("key", ""))
+        seen = self.fail_counts.get(key, 0)
+        self.fail_counts[key] = seen + 1
+        if fail.get("times") is None or seen < int(fail["times"]):
+            status = int(fail.get("status", 500))
+            headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
+            return status, _error(f"scripted failure {seen + 1}", "server_error"), headers
+        return None
+
+    # -- Embeddings ---------------------------------------------------------------------------------------------
+
+    def embed(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """`/v1/embeddings`: a deterministic bag of hashed character trigrams, 64 dimensions (for cosine tests)."""
+        texts = request.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not request.get("model"):
+            return 400, _error("'model' and 'input' (a string or an array of strings) are required", "invalid_request_error"), {}
+        failure = self.scripted_failure(_script(texts))
+        if failure is not None:
+            return failure
+        data = [{"object": "embedding", "index": i, "embedding": trigram_vector(t)} for i, t in enumerate(texts)]
+        tokens = sum(len(t.split()) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return 200, {"object": "list", "data": data, "model": request["model"], "usage": usage}, {}
 
     # -- Chat Completions ---------------------------------------------------------------------------------------
 
@@ -122,15 +160,9 @@ class ChatServer:
         latency = float(script.get("latency", self.latency))
         if latency:
             await asyncio.sleep(latency)
-        fail = script.get("fail")
-        if fail:
-            key = str(fail.get("key", ""))
-            seen = self.fail_counts.get(key, 0)
-            self.fail_counts[key] = seen + 1
-            if fail.get("times") is None or seen < int(fail["times"]):
-                status = int(fail.get("status", 500))
-                headers = {"Retry-After": str(fail["retry_after"])} if "retry_after" in fail else {}
-                return status, _error(f"scripted failure {seen + 1}", "server_error"), headers
+        failure = self.scripted_failure(script)
+        if failure is not None:
+            return failure
         hang = script.get("hang")
         if hang:
             await asyncio.sleep(3600 if hang is True else float(hang))
@@ -184,6 +216,15 @@ def _script(texts: list[str]) -> dict[str, Any]:
             value, _ = json.JSONDecoder().raw_decode(text, at + len(MARKER))
             return value
     return {}
+
+
+def trigram_vector(text: str, dims: int = 64) -> list[float]:
+    """Counts of the text's lower-cased character trigrams hashed (stably, by crc32) into `dims` buckets."""
+    vector = [0.0] * dims
+    padded = f"  {text.lower()} "
+    for i in range(len(padded) - 2):
+        vector[zlib.crc32(padded[i : i + 3].encode()) % dims] += 1.0
+    return vector
 
 
 def _default_result(response_format: dict[str, Any]) -> Any:

@@ -24,12 +24,14 @@ import time
 import weakref
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from openai.types.chat import ChatCompletion
 
 from ...options import ModelClientOptions
+
+T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "no-key"
@@ -168,7 +170,11 @@ class Endpoint:
         return shard
 
     async def complete(self, request: dict[str, Any], policy: RetryPolicy) -> tuple[ChatCompletion, int]:
-        """One Chat Completions call with retries; returns the completion and the number of attempts made.
+        """One Chat Completions call with retries; returns the completion and the number of attempts made."""
+        return await self.post("/chat/completions", request, ChatCompletion, policy)
+
+    async def post(self, path: str, request: dict[str, Any], cast_to: type[T], policy: RetryPolicy) -> tuple[T, int]:
+        """One call of any JSON endpoint (chat completions, embeddings) with transient-only retries.
 
         `request` is the complete JSON body. It goes through the SDK's generic `post` (same auth, errors and
         response parsing as `chat.completions.create`) because `create` re-walks the body, response schema
@@ -183,12 +189,10 @@ class Endpoint:
             retry_after: float | None = None
             try:
                 async with self.limiter:
-                    completion = await self.client().post(
-                        "/chat/completions", cast_to=ChatCompletion, body=request, options=options
-                    )
-                if not isinstance(completion, ChatCompletion):
+                    completion = await self.client().post(path, cast_to=cast_to, body=request, options=options)
+                if not isinstance(completion, cast_to):
                     raise ModelCallError(
-                        f"the server's reply is not a chat completion: {str(completion)[:300]}",
+                        f"the server's reply to {path} is not a {cast_to.__name__}: {str(completion)[:300]}",
                         status=None,
                         attempts=attempt,
                     )
