@@ -7,6 +7,7 @@ the hosted python image, sacrebleu does not); `implementation=sacrebleu` gives `
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from nltk.translate.gleu_score import sentence_gleu
@@ -34,11 +35,16 @@ class Bleu(Metric):
         self.signature.update({"implementation": "nltk.sentence_bleu", "tokenizer": opts.tokenizer, "smoothing": opts.smoothing, "weights": "0.25 x 4", "library": library_version("nltk")})
 
     def score(self, hypothesis: str, reference: str) -> float:
+        return self.score_many([(hypothesis, reference)])[0]
+
+    def score_many(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         if self._sacrebleu is not None:
-            return self._sacrebleu.sentence_score(hypothesis, [reference]).score / 100.0
+            score = self._sacrebleu.sentence_score
+            return [score(h, [r]).score / 100.0 for h, r in pairs]
+        tokenize, smoothing = self._tokenize, self._smoothing
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nltk warns on zero n-gram overlap; a 0 score says the same thing
-            return float(sentence_bleu([self._tokenize(reference)], self._tokenize(hypothesis), smoothing_function=self._smoothing))
+            return [float(sentence_bleu([tokenize(r)], tokenize(h), smoothing_function=smoothing)) for h, r in pairs]
 
 
 class Gleu(Metric):
