@@ -168,12 +168,13 @@ class TextSimilarityOptions(_Group):
     cosine: CosineOptions = CosineOptions()
 
 
-def _env_float(name: str, default: float, scale: float = 1.0) -> float:
+def _env_float(name: str, default: float) -> float:
+    """A positive number from the environment, read when `Options()` is built (never inside an evaluator)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw) * scale
+        value = float(raw)
     except ValueError:
         raise ValueError(f"environment variable {name}={raw!r} is not a number") from None
     if value <= 0:
@@ -198,12 +199,16 @@ class PythonOptions(_Group):
     """U32 accepted `image_tag` values; all are treated alike."""
     timeout_s: float = Field(default_factory=lambda: _env_float("GRADERS_PYTHON_TIMEOUT", 120.0), gt=0)
     """§8.4 wall clock per grading call; process default from `GRADERS_PYTHON_TIMEOUT` (seconds)."""
-    memory_bytes: int = Field(
-        default_factory=lambda: int(_env_float("GRADERS_PYTHON_MEMORY_MB", 2 * 1024**3 / 1024**2, 1024**2)), gt=0
-    )
+    memory_bytes: int = Field(default_factory=lambda: int(_env_float("GRADERS_PYTHON_MEMORY_MB", 2048) * 1024**2), gt=0)
     """§8.4 address-space limit; process default from `GRADERS_PYTHON_MEMORY_MB`."""
     disk_bytes: int = Field(1024**3, gt=0)
     """§8.4 largest file a grader may write."""
+    isolation: Literal["auto", "strict", "none"] = "auto"
+    """Sandbox: auto takes the best of bubblewrap > namespaces > rlimits; strict refuses less than namespaces."""
+    workers: int | None = Field(None, ge=1)
+    """Warm worker processes per sandbox spec; None = the number of CPU cores."""
+    chunk_size: int = Field(100, ge=1)
+    """Rows sent to a worker per message in bulk runs (one pipe round trip per chunk)."""
 
 
 class ScoreModelOptions(_Group):

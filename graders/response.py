@@ -123,7 +123,7 @@ class Outcome:
         if text is not None:
             if key is not None:
                 errors[key] = text
-            details = {**(details or {}), "error": text}
+            details = {"error": text, **(details or {})}
         return cls(0.0, errors, details=details)
 
     @property

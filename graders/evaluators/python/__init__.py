@@ -1,0 +1,123 @@
+"""`python` graders (spec §8): user `source` runs in sandboxed warm workers; the parent decides the reward.
+
+`worker.py` runs the code, `sandbox.py` decides how a worker is isolated, `pool.py` keeps workers warm and
+replaces them; this module turns each reply into an `Outcome` with the §8.2 return policy (U26) and the §8.3
+failure flags (U27).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ...namespaces import ModelSample, Namespaces
+from ...options import Options
+from ...response import Outcome
+from ...schema import PythonGrader
+from ..base import Evaluator
+from .pool import Failure, Pool, get_pool
+from .sandbox import SandboxSpec, SandboxUnavailable
+
+_NUMERIC_KINDS = frozenset({"builtins.int", "builtins.float"})
+
+
+class PythonEvaluator(Evaluator):
+    type = "python"
+
+    def __init__(self, config: PythonGrader, options: Options) -> None:
+        super().__init__(config, options)
+        opts = options.python
+        self._opts = opts
+        self._source = config.source
+        self._key = hashlib.sha256(config.source.encode("utf-8", "surrogatepass")).hexdigest()
+        self._spec = SandboxSpec(opts.interpreter or sys.executable, opts.isolation, opts.memory_bytes, opts.disk_bytes)
+        self._size = opts.workers or os.cpu_count() or 1
+        self._pool: Pool | None = None
+        self._details: dict[str, Any] | None = None
+
+    def _get_pool(self) -> Pool | Outcome:
+        if self._pool is None:
+            try:
+                self._pool = get_pool(self._spec, self._size)
+            except SandboxUnavailable as exc:
+                return Outcome.fail("python_grader_server_error", "sandbox_unavailable", details={"error": str(exc)})
+            self._details = {
+                "sandbox": self._pool.level,
+                "interpreter": self._spec.interpreter,
+                "environment": sys.prefix if self._spec.interpreter == sys.executable else self._spec.interpreter,
+            }
+        return self._pool
+
+    def evaluate(self, ns: Namespaces) -> Outcome:
+        return self.evaluate_many([ns])[0]
+
+    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        pool = self._get_pool()
+        if isinstance(pool, Outcome):
+            return [pool] * len(batch)
+        rows = [[dict(ns.sample) if isinstance(ns.sample, ModelSample) else ns.sample, ns.item] for ns in batch]
+        try:
+            replies = pool.map(self._source, self._key, rows, self._opts.timeout_s, self._opts.chunk_size)
+        except OSError as exc:
+            failure = Outcome.fail("python_grader_server_error", "sandbox_error", details={"error": f"could not start a worker: {exc}", **(self._details or {})})
+            return [failure] * len(batch)
+        return [self._outcome(reply) for reply in replies]
+
+    async def aevaluate(self, ns: Namespaces) -> Outcome:
+        return await asyncio.to_thread(self.evaluate, ns)
+
+    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        return await asyncio.to_thread(self.evaluate_many, batch)
+
+    # -- replies to outcomes -----------------------------------------------------------------------------------
+
+    def _outcome(self, reply: dict[str, Any] | Failure) -> Outcome:
+        details = dict(self._details or {})
+        if isinstance(reply, Failure):
+            if reply.kind == "timeout":
+                return self._limit(reply.detail, "timeout", details)
+            return Outcome.fail("python_grader_server_error", "worker_crashed" if reply.kind == "crashed" else "protocol_error", details={**details, "error": reply.detail})
+        if reply.get("output") and self._opts.capture_output == "trace":
+            details["output"] = reply["output"]
+        if not reply.get("ok"):
+            if reply.get("memory"):
+                limit_mb = self._opts.memory_bytes / 1024**2
+                return self._limit(f"MemoryError: grade() exceeded the memory limit of {limit_mb:g} MB", "memory_limit", details)
+            return Outcome.fail("python_grader_runtime_error", reply.get("error") or "grade() failed", details=details)
+        reward, problem = self._reward(reply.get("value"), str(reply.get("kind")))
+        if problem is not None:
+            return Outcome.fail("python_grader_runtime_error", problem, details=details)
+        return Outcome(reward, details=details)  # type: ignore[arg-type]
+
+    def _limit(self, text: str, server_type: str, details: dict[str, Any]) -> Outcome:
+        """U27: which flag a time or memory limit violation sets."""
+        flag = self._opts.limit_violation_flag
+        if flag == "server_error":
+            return Outcome.fail("python_grader_server_error", server_type, details={**details, "error": text})
+        if flag == "unresponsive_reward_error":
+            return Outcome.fail("unresponsive_reward_error", text, details=details)
+        return Outcome.fail("python_grader_runtime_error", text, details=details)
+
+    def _reward(self, value: Any, kind: str) -> tuple[float | None, str | None]:
+        """§8.2 with U26: the reward, or why the returned value is not one."""
+        policy = self._opts.return_policy
+        shown = f"{kind.removeprefix('builtins.')} {value!r}"[:200]
+        if isinstance(value, str) and kind != "builtins.str" and value in ("nan", "inf", "-inf"):
+            return None, f"grade() returned a non-finite number ({shown}); expected a finite float"
+        if policy == "coerce":
+            try:
+                number = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return None, f"grade() returned {shown}, which float() cannot convert"
+            return (number, None) if math.isfinite(number) else (None, f"grade() returned a non-finite number ({shown})")
+        allowed = kind in _NUMERIC_KINDS or (
+            policy == "lenient" and (kind == "builtins.bool" or (kind.startswith("numpy.") and isinstance(value, (int, float))))
+        )
+        if not allowed or not isinstance(value, (int, float)):
+            return None, f"grade() returned {shown}; expected a number (float or int)"
+        return float(value), None
