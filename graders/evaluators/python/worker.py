@@ -19,6 +19,7 @@ import os
 import struct
 import sys
 import traceback
+import types
 from typing import Any, BinaryIO
 
 OUTPUT_CAP = 16_384
@@ -111,10 +112,11 @@ def main() -> None:
         grade = modules.get(request["key"])
         load_error = None
         if grade is None:
-            namespace: dict[str, Any] = {"__name__": "grader"}
+            module = types.ModuleType(f"grader_{request['key'][:16]}")
+            sys.modules[module.__name__] = module  # dataclasses, pickle and typing look classes' modules up here
             try:
-                exec(compile(request["source"], "<grader>", "exec"), namespace)  # noqa: S102 - the sandboxed user code
-                grade = namespace.get("grade")
+                exec(compile(request["source"], "<grader>", "exec"), module.__dict__)  # noqa: S102 - the sandboxed user code
+                grade = module.__dict__.get("grade")
                 if not callable(grade):
                     load_error = "the source does not define a callable grade(sample, item)"
                 else:
