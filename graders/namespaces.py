@@ -114,6 +114,10 @@ class ModelSample(Mapping[str, Any]):
         data = self._cache if self._cache is not None else self._build()
         return len(data)
 
+    def data(self) -> dict[str, Any]:
+        """The built namespace itself (not a copy): for serialising, which copies anyway."""
+        return self._cache if self._cache is not None else self._build()
+
     def to_dict(self) -> dict[str, Any]:
         """A plain deep copy, safe to hand to user code."""
         return json.loads(json.dumps(dict(self)))

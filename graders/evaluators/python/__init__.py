@@ -60,7 +60,7 @@ class PythonEvaluator(Evaluator):
         pool = self._get_pool()
         if isinstance(pool, Outcome):
             return [pool] * len(batch)
-        rows = [[dict(ns.sample) if isinstance(ns.sample, ModelSample) else ns.sample, ns.item] for ns in batch]
+        rows = [[ns.sample.data() if isinstance(ns.sample, ModelSample) else ns.sample, ns.item] for ns in batch]
         try:
             replies = pool.map(self._source, self._key, rows, self._opts.timeout_s, self._opts.chunk_size)
         except OSError as exc:
@@ -77,7 +77,12 @@ class PythonEvaluator(Evaluator):
     # -- replies to outcomes -----------------------------------------------------------------------------------
 
     def _outcome(self, reply: dict[str, Any] | Failure) -> Outcome:
-        details = dict(self._details or {})
+        details = self._details or {}
+        if reply.__class__ is dict and reply.get("ok") and not reply.get("output"):  # the common case, kept lean
+            reward, problem = self._reward(reply.get("value"), reply.get("kind", ""))
+            if problem is None:
+                return Outcome(reward, details=details)  # type: ignore[arg-type]
+        details = dict(details)
         if isinstance(reply, Failure):
             if reply.kind == "timeout":
                 return self._limit(reply.detail, "timeout", details)
@@ -85,6 +90,8 @@ class PythonEvaluator(Evaluator):
         if reply.get("output") and self._opts.capture_output == "trace":
             details["output"] = reply["output"]
         if not reply.get("ok"):
+            if reply.get("timeout"):
+                return self._limit(reply["error"], "timeout", details)
             if reply.get("memory"):
                 limit_mb = self._opts.memory_bytes / 1024**2
                 return self._limit(f"MemoryError: grade() exceeded the memory limit of {limit_mb:g} MB", "memory_limit", details)

@@ -1,8 +1,9 @@
 """Warm python-grader workers (spec §8): long-lived, shared per process, replaced when they die or time out.
 
-A call sends a chunk of rows in one frame and reads one reply frame per row, each within `timeout_s` of the
-previous; a row that runs over gets the worker killed (SIGTERM, then SIGKILL to its process group) and the rest
-of its chunk goes to a fresh worker, so no other call or row is lost. Replies are checked against the request's
+A call sends a chunk of rows in one frame; the worker times each grade itself and answers in batched frames. A
+worker that stops answering (it ignored its timer, crashed, or was killed by a limit) is killed with its process
+group (SIGTERM, then SIGKILL) and replaced, and the rows it did not answer are retried so no other call or row is
+lost. Replies are checked against the request's
 sequence number: a malformed or out-of-order frame ends the worker like a crash.
 """
 
@@ -25,6 +26,7 @@ from .sandbox import SandboxSpec, choose_level, start
 
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
+GRACE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +56,28 @@ class Worker:
         self.alive = True
 
     def run(self, source: str, key: str, rows: Sequence[Any], timeout: float) -> list[Any]:
-        """Replies for a prefix of `rows`: answered rows as dicts, then at most one `Failure` where it stopped."""
+        """Replies for a prefix of `rows`, then at most one `Failure` where the worker stopped answering.
+
+        The worker times each grade itself; the parent allows `timeout + GRACE_S` between frames and kills a
+        worker that ignores its timer (a C loop, a replaced signal handler).
+        """
         self._seq += 1
-        body = json.dumps({"seq": self._seq, "source": source, "key": key, "rows": rows}).encode()
+        body = json.dumps({"seq": self._seq, "source": source, "key": key, "timeout": timeout, "rows": rows}).encode()
         out: list[Any] = []
         try:
             self._write(_HEADER.pack(len(body)) + body)
-            for index in range(len(rows)):
-                reply = self._read_frame(time.monotonic() + timeout, timeout)
-                if not isinstance(reply, dict) or reply.get("seq") != self._seq or reply.get("row") != index:
-                    raise _Dead("protocol", "the worker sent a reply out of sequence")
-                out.append(reply)
+            while True:
+                frame = self._read_frame(time.monotonic() + timeout + GRACE_S, timeout)
+                if not isinstance(frame, dict) or frame.get("seq") != self._seq or not isinstance(frame.get("replies"), list):
+                    raise _Dead("protocol", "the worker sent a frame out of sequence")
+                for reply in frame["replies"]:
+                    if not isinstance(reply, dict) or reply.get("row") != len(out):
+                        raise _Dead("protocol", "the worker sent a reply out of order")
+                    out.append(reply)
+                if frame.get("done"):
+                    if len(out) != len(rows):
+                        raise _Dead("protocol", "the worker skipped rows")
+                    return out
         except _Dead as dead:
             self.kill()
             out.append(Failure(dead.kind, dead.detail))
@@ -173,14 +186,26 @@ class Pool:
             self._cond.notify()
 
     def run(self, source: str, key: str, rows: Sequence[Any], timeout: float) -> list[Any]:
-        """One reply or `Failure` per row, in order; a dead worker's unanswered rows go to a new worker."""
+        """One reply or `Failure` per row, in order, however many workers die on the way.
+
+        When a worker dies with several rows unanswered, the answered ones are kept and the rest run one row per
+        worker call, so the failure lands on the row that caused it and every other row still gets its grade.
+        """
         out: list[Any] = []
+        one_by_one = False
         while len(out) < len(rows):
+            rest = rows[len(out) :]
+            batch = rest[:1] if one_by_one else rest
             worker = self._acquire()
             try:
-                out.extend(worker.run(source, key, rows[len(out) :], timeout))
+                replies = worker.run(source, key, batch, timeout)
             finally:
                 self._release(worker)
+            if isinstance(replies[-1], Failure) and len(batch) - (len(replies) - 1) > 1:
+                out.extend(replies[:-1])
+                one_by_one = True
+                continue
+            out.extend(replies)
         return out
 
     def map(self, source: str, key: str, rows: Sequence[Any], timeout: float, chunk: int) -> list[Any]:

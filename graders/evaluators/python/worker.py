@@ -5,9 +5,10 @@ JSON, read from and written to private duplicates of the original stdin/stdout; 
 and `sys.stdout`/`sys.stderr` at capped buffers, so a grader that prints (even a fake frame) only fills its own
 captured output. Every reply carries the request's sequence number; the parent drops anything else.
 
-Request: {"seq": n, "source": str, "key": sha256, "rows": [[sample, item], ...]}
-Reply (one per row): {"seq": n, "row": i, "ok": true, "value": <json>, "kind": "<type name>", "output": str}
-                  or {"seq": n, "row": i, "ok": false, "error": "<traceback text>", "memory": bool, "output": str}
+Request: {"seq": n, "source": str, "key": sha256, "timeout": s, "rows": [[sample, item], ...]}
+Replies, batched (a frame at least every 20 ms, the last with "done"): {"seq": n, "replies": [r, ...]} where
+r = {"row": i, "ok": true, "value": <json>, "kind": "<type name>", "output": str}
+ or {"row": i, "ok": false, "error": "<traceback text>", "timeout"?: true, "memory"?: true, "output": str}
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import io
 import json
 import math
 import os
+import signal
 import struct
 import sys
+import time
 import traceback
 import types
 from typing import Any, BinaryIO
 
 OUTPUT_CAP = 16_384
+FLUSH_S = 0.02
 TRACEBACK_CAP = 4_096
 _HEADER = struct.Struct(">I")
 
@@ -103,6 +107,7 @@ def main() -> None:
         import rapidfuzz  # noqa: F401
     except ImportError:
         pass
+    signal.signal(signal.SIGALRM, _alarm)
     modules: dict[str, Any] = {}
     while True:
         request = _read_frame(inbox)
@@ -123,20 +128,47 @@ def main() -> None:
                     modules[request["key"]] = grade
             except BaseException as exc:  # noqa: BLE001 - import-time failures are the grader's runtime error
                 load_error = "error while loading the grader:\n" + _user_traceback(exc)
+        timeout = float(request.get("timeout") or 0)
+        pending: list[dict[str, Any]] = []
+        flushed_at = time.monotonic()
         for i, (sample, item) in enumerate(request["rows"]):
             if load_error is not None:
-                _write_frame(outbox, {"seq": seq, "row": i, "ok": False, "error": load_error, "memory": False, "output": captured.take()})
-                continue
-            try:
-                value, kind = _jsonable(grade(sample, item))  # type: ignore[misc]
-                reply = {"seq": seq, "row": i, "ok": True, "value": value, "kind": kind}
-            except MemoryError:
-                reply = {"seq": seq, "row": i, "ok": False, "error": "MemoryError", "memory": True}
-            except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included (§8.3)
-                reply = {"seq": seq, "row": i, "ok": False, "error": _user_traceback(exc), "memory": False}
+                reply: dict[str, Any] = {"row": i, "ok": False, "error": load_error}
+            else:
+                reply = _call(grade, sample, item, timeout)  # type: ignore[arg-type]
+                reply["row"] = i
             reply["output"] = captured.take()
-            _write_frame(outbox, reply)
+            pending.append(reply)
+            if time.monotonic() - flushed_at >= FLUSH_S:  # so a later hang cannot hold finished rows back long
+                _write_frame(outbox, {"seq": seq, "replies": pending})
+                pending, flushed_at = [], time.monotonic()
+        _write_frame(outbox, {"seq": seq, "replies": pending, "done": True})
 
+
+class _GradeTimeout(BaseException):
+    """Raised by the interval timer inside a grade that runs past its time (caught here, never by user code)."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _GradeTimeout
+
+
+def _call(grade: Any, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
+    """One grade with its own timer (the worker stays warm); the parent still kills a worker that ignores it."""
+    if timeout:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        value, kind = _jsonable(grade(sample, item))
+        return {"ok": True, "value": value, "kind": kind}
+    except _GradeTimeout:
+        return {"ok": False, "timeout": True, "error": f"TimeoutError: grade() exceeded {timeout:g} s"}
+    except MemoryError:
+        return {"ok": False, "memory": True, "error": "MemoryError"}
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included (§8.3)
+        return {"ok": False, "error": _user_traceback(exc)}
+    finally:
+        if timeout:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 if __name__ == "__main__":
     main()
