@@ -115,3 +115,13 @@ def test_strict_isolation_refuses_to_degrade(monkeypatch):
     monkeypatch.setattr(sandbox, "_probed", {"bubblewrap": False, "namespaces": False})
     resp = hostile("return 1.0", **{"python.isolation": "strict", "python.workers": 3})
     assert resp.errors["python_grader_server_error"] and resp.errors["python_grader_server_error_type"] == "sandbox_unavailable"
+
+
+def test_a_worker_left_with_child_processes_is_replaced():
+    """A grade that leaves a process running taints its worker; the next grade starts in a clean sandbox."""
+    opts = {"python.workers": 1, "python.chunk_size": 11}
+    spawn = hostile("import subprocess\nsubprocess.Popen(['sleep', '300'])\nreturn 1.0", **opts)
+    assert spawn.reward == 1.0
+    count = hostile("import os\nreturn float(sum(1 for p in os.listdir('/proc') if p.isdigit()))", **opts)
+    fresh = hostile("import os\nreturn float(sum(1 for p in os.listdir('/proc') if p.isdigit()))", **opts)
+    assert count.reward == fresh.reward

@@ -77,6 +77,8 @@ class Worker:
                 if frame.get("done"):
                     if len(out) != len(rows):
                         raise _Dead("protocol", "the worker skipped rows")
+                    if frame.get("tainted"):
+                        self.kill()
                     return out
         except _Dead as dead:
             self.kill()

@@ -108,6 +108,7 @@ def main() -> None:
     except ImportError:
         pass
     signal.signal(signal.SIGALRM, _alarm)
+    baseline = _process_count()
     modules: dict[str, Any] = {}
     while True:
         request = _read_frame(inbox)
@@ -142,7 +143,18 @@ def main() -> None:
             if time.monotonic() - flushed_at >= FLUSH_S:  # so a later hang cannot hold finished rows back long
                 _write_frame(outbox, {"seq": seq, "replies": pending})
                 pending, flushed_at = [], time.monotonic()
-        _write_frame(outbox, {"seq": seq, "replies": pending, "done": True})
+        # A grade that left processes behind (a fork bomb past its timer, a daemon) or ran out of time taints
+        # the worker: the parent replaces it, which ends its PID namespace and everything in it.
+        tainted = any(r.get("timeout") or r.get("memory") for r in pending) or _process_count() > baseline
+        _write_frame(outbox, {"seq": seq, "replies": pending, "done": True, "tainted": tainted})
+
+
+def _process_count() -> int:
+    """Processes visible in /proc (inside the sandbox's PID namespace: the worker and its own children)."""
+    try:
+        return sum(1 for name in os.listdir("/proc") if name.isdigit())
+    except OSError:
+        return 0
 
 
 class _GradeTimeout(BaseException):
