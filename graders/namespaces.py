@@ -118,10 +118,6 @@ class ModelSample(Mapping[str, Any]):
         """The built namespace itself (not a copy): for serialising, which copies anyway."""
         return self._cache if self._cache is not None else self._build()
 
-    def to_dict(self) -> dict[str, Any]:
-        """A plain deep copy, safe to hand to user code."""
-        return json.loads(json.dumps(dict(self)))
-
 
 def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str = "sample") -> dict[str, Any]:
     """Local extension (§5.4): a caller-supplied sample; missing keys are derived as for `model_sample`."""
@@ -179,15 +175,6 @@ class Namespaces:
     def __init__(self, sample: Mapping[str, Any], item: dict[str, Any]) -> None:
         self.sample = sample
         self.item = item
-
-    def sample_dict(self) -> dict[str, Any]:
-        """`sample` as a fresh JSON-deserialised dict (§8.1: each python call gets fresh copies)."""
-        if isinstance(self.sample, ModelSample):
-            return self.sample.to_dict()
-        return json.loads(json.dumps(self.sample))
-
-    def item_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self.item))
 
 
 def json_type(value: Any) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import CompiledGrader
+from .namespaces import json_type
 from .options import Options
 from .response import FLAG_KEYS, TEXT_ERROR_KEYS
 from .validation import GraderValidationError
@@ -78,18 +79,6 @@ def _close(a: Any, b: Any, tol: float) -> bool:
     return a == b
 
 
-def _shape(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return type(value).__name__
-
-
 def compare(local: Mapping[str, Any], recorded: Mapping[str, Any], tol: float = 1e-6) -> list[str]:
     """The differences between two wire responses, one sentence each."""
     diffs: list[str] = []
@@ -116,8 +105,8 @@ def compare(local: Mapping[str, Any], recorded: Mapping[str, Any], tol: float = 
         for key in rv:
             if key in lv and not _close(lv[key], rv[key], tol):
                 diffs.append(f"{where}.{key}: local {lv[key]!r}, recorded {rv[key]!r}")
-    if "token_usage" in rm and _shape(lm.get("token_usage")) != _shape(rm.get("token_usage")):
-        diffs.append(f"metadata.token_usage: local is {_shape(lm.get('token_usage'))}, recorded is {_shape(rm.get('token_usage'))}")
+    if "token_usage" in rm and json_type(lm.get("token_usage")) != json_type(rm.get("token_usage")):
+        diffs.append(f"metadata.token_usage: local is {json_type(lm.get('token_usage'))}, recorded is {json_type(rm.get('token_usage'))}")
     if "sampled_model_name" in rm and (lm.get("sampled_model_name") is None) != (rm.get("sampled_model_name") is None):
         diffs.append(f"metadata.sampled_model_name: local {lm.get('sampled_model_name')!r}, recorded {rm.get('sampled_model_name')!r}")
     lu, ru = local.get("model_grader_token_usage_per_model"), recorded.get("model_grader_token_usage_per_model")

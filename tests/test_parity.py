@@ -69,5 +69,5 @@ def test_token_usage_compared_by_shape():
     recorded = {"reward": 0.5, "metadata": {"token_usage": {"prompt_tokens": 1}}, "model_grader_token_usage_per_model": {"m": {}}}
     local = {"reward": 0.5, "metadata": {"token_usage": 7}, "model_grader_token_usage_per_model": {}}
     diffs = compare(local, recorded)
-    assert any("token_usage: local is a number, recorded is an object" in d for d in diffs)
+    assert any("token_usage: local is an integer, recorded is an object" in d for d in diffs)
     assert any("model_grader_token_usage_per_model" in d for d in diffs)

@@ -20,7 +20,7 @@ last one wins) holds a JSON object with any of
 
 Without a script the reply is the first enum label of a json_schema `result`, else ``result: 1.0``. The reported
 model is the requested one plus ``--snapshot-suffix``. ``GET /stats`` gives ``{"requests": n, "max_in_flight": m,
-"authorization": ...}`` (chat requests received, failures included; most handled at once; the last Authorization
+"authorization": ...}`` (chat and embeddings requests received, failures included; most handled at once; the last Authorization
 header seen), ``GET /requests`` the recorded request bodies, ``POST /reset`` clears both.
 """
 
@@ -97,28 +97,25 @@ class ChatServer:
             self.bodies.clear()
             self.fail_counts.clear()
             return 200, {"ok": True}, {}
-        if method == "POST" and path.rstrip("/").endswith("/chat/completions"):
-            try:
-                request = json.loads(body)
-            except ValueError:
-                return 400, _error("the body is not JSON", "invalid_request_error"), {}
-            self.requests += 1
-            if len(self.bodies) < self.keep_bodies:
-                self.bodies.append(request)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            try:
-                return await self.complete(request)
-            finally:
-                self.in_flight -= 1
-        if method == "POST" and path.rstrip("/").endswith("/embeddings"):
-            try:
-                request = json.loads(body)
-            except ValueError:
-                return 400, _error("the body is not JSON", "invalid_request_error"), {}
-            self.requests += 1
+        endpoint = path.rstrip("/")
+        route = "chat" if endpoint.endswith("/chat/completions") else "embeddings" if endpoint.endswith("/embeddings") else None
+        if method != "POST" or route is None:
+            return 404, _error(f"no route {method} {path}", "invalid_request_error"), {}
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return 400, _error("the body is not JSON", "invalid_request_error"), {}
+        self.requests += 1
+        if route == "embeddings":
             return self.embed(request)
-        return 404, _error(f"no route {method} {path}", "invalid_request_error"), {}
+        if len(self.bodies) < self.keep_bodies:
+            self.bodies.append(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self.complete(request)
+        finally:
+            self.in_flight -= 1
 
     def scripted_failure(self, script: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | None:
         fail = script.get("fail")
