@@ -9,8 +9,8 @@ Levels, best first (`python.isolation = "auto"` takes the best that works here; 
 - `rlimits`: a plain child process with an empty environment.
 
 All levels set rlimits in the child (address space = `python.memory_bytes`, file size = `python.disk_bytes`, open
-files, processes) and the parent enforces the wall clock. The worker runs from its file with `-E -s`, so no
-`PYTHON*` variable or user site directory of the parent reaches it.
+files, processes) and the parent enforces the wall clock. The worker runs with `-E -s`, so no `PYTHON*` variable
+or user site directory of the parent reaches it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-WORKER = str(Path(__file__).with_name("worker.py"))
+# The worker's code goes in as `-c` text, not a path: bubblewrap's private /tmp would hide a checkout under /tmp.
+WORKER_SOURCE = Path(__file__).with_name("worker.py").read_text()
 LEVELS = ("bubblewrap", "namespaces", "rlimits")
 _ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -104,7 +105,7 @@ def choose_level(isolation: str) -> str:
 
 def command(spec: SandboxSpec, level: str) -> list[str]:
     prefix = {"bubblewrap": _bwrap_prefix, "namespaces": _unshare_prefix, "rlimits": list}[level]()
-    return [*prefix, spec.interpreter, "-E", "-s", WORKER]
+    return [*prefix, spec.interpreter, "-E", "-s", "-c", WORKER_SOURCE]
 
 
 def limits(spec: SandboxSpec) -> None:
