@@ -86,3 +86,11 @@ def test_pluggable_local_embedder():
 def test_cosine_helper():
     assert cosine([1, 0], [0, 1]) == 0.0 and cosine([0, 0], [1, 1]) == 0.0
     assert math.isclose(cosine([1, 2], [2, 4]), 1.0)
+
+
+def test_embedding_usage_reported_when_switched_U25(server):
+    off = graders.run(COSINE, "usage off", {"r": "the reference text"}, options=opts(server))
+    assert off.model_dump()["model_grader_token_usage_per_model"] == {}
+    on = graders.run(COSINE, "usage on here", {"r": "the reference text"}, options=opts(server, **{"text_similarity.cosine.report_usage": True}))
+    usage = on.model_dump()["model_grader_token_usage_per_model"]
+    assert usage == {"text-embedding-3-large": {"prompt_tokens": 6, "total_tokens": 6, "completion_tokens": 0, "cached_tokens": 0}}

@@ -125,3 +125,8 @@ def test_a_worker_left_with_child_processes_is_replaced():
     count = hostile("import os\nreturn float(sum(1 for p in os.listdir('/proc') if p.isdigit()))", **opts)
     fresh = hostile("import os\nreturn float(sum(1 for p in os.listdir('/proc') if p.isdigit()))", **opts)
     assert count.reward == fresh.reward
+
+
+def test_cpu_cores_limit_U30():
+    resp = hostile("import os\nreturn float(len(os.sched_getaffinity(0)))", **{"python.cpu_cores": 1, "python.workers": 1, "python.chunk_size": 13})
+    assert resp.reward == 1.0

@@ -35,7 +35,7 @@ class PythonEvaluator(Evaluator):
         self._opts = opts
         self._source = config.source
         self._key = hashlib.sha256(config.source.encode("utf-8", "surrogatepass")).hexdigest()
-        self._spec = SandboxSpec(opts.interpreter or sys.executable, opts.isolation, opts.memory_bytes, opts.disk_bytes)
+        self._spec = SandboxSpec(opts.interpreter or sys.executable, opts.isolation, opts.memory_bytes, opts.disk_bytes, opts.cpu_cores)
         self._size = opts.workers or os.cpu_count() or 1
         self._pool: Pool | None = None
         self._details: dict[str, Any] | None = None

@@ -49,6 +49,7 @@ class SandboxSpec:
     isolation: str
     memory_bytes: int
     disk_bytes: int
+    cpu_cores: int = 2
     max_processes: int = 256
     max_open_files: int = 256
 
@@ -121,6 +122,11 @@ def limits(spec: SandboxSpec) -> None:
             resource.setrlimit(limit, (value, value))
         except (ValueError, OSError):
             pass  # a limit the host does not allow lowering stays as it is; the wall clock still applies
+    try:  # U30: the grader may use this many cores (the first ones it is allowed)
+        allowed = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, allowed[: spec.cpu_cores])
+    except (AttributeError, OSError):
+        pass
 
 
 def start(spec: SandboxSpec, level: str) -> subprocess.Popen[bytes]:

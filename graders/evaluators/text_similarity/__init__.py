@@ -89,10 +89,19 @@ class TextSimilarityEvaluator(Evaluator):
         rendered = [self._render(ns) for ns in batch]
         pairs = [p for p in rendered if not isinstance(p, Outcome)]
         try:
+            if getattr(self.metric, "report_usage", False):
+                with_usage = await self.metric.ascore_many_with_usage(pairs)  # type: ignore[attr-defined]
+                it = iter(with_usage)
+                return [p if isinstance(p, Outcome) else self._with_usage(p, *next(it)) for p in rendered]
             scores: Any = await self.metric.ascore_many(pairs)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001
             scores = exc
         return self._merge(rendered, scores)
+
+    def _with_usage(self, pair: tuple[str, str], score: float, usage: dict[str, Any] | None) -> Outcome:
+        """U25 report_usage: embedding tokens appear in `model_grader_token_usage_per_model`."""
+        outcome = self._outcome(pair, score)
+        return Outcome(outcome.score, usage=usage, sampled_model_name=next(iter(usage), None) if usage else None, details=outcome.details)
 
     def _score_rendered(self, batch: Sequence[Namespaces], score_many: Any) -> list[Outcome]:
         rendered = [self._render(ns) for ns in batch]

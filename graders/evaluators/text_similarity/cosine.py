@@ -17,6 +17,7 @@ from openai.types import CreateEmbeddingResponse
 
 from ...options import Options
 from ..model.client import DEFAULT_BASE_URL, ModelCallError, RetryPolicy, endpoint_for, resolve_route
+from ...response import add_usage
 from .base import Metric, MetricUnavailable
 
 
@@ -44,6 +45,7 @@ class Cosine(Metric):
         self._model = opts.model
         self._batch = opts.batch_size
         self._flag = opts.unavailable_flag
+        self.report_usage = opts.report_usage
         self._route = resolve_route(opts.model, options.models)
         self._configured = bool(self._route.api_key) or self._route.base_url != DEFAULT_BASE_URL
         self._policy = RetryPolicy.from_options(options.models)
@@ -65,14 +67,24 @@ class Cosine(Metric):
         await self._embed_missing([t for pair in pairs for t in pair])
         return [cosine(self._cache[h], self._cache[r]) for h, r in pairs]
 
-    async def _embed_missing(self, texts: list[str]) -> None:
+    async def ascore_many_with_usage(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, dict[str, Any] | None]]:
+        """U25 `report_usage`: each pair's texts in their own request, so its token usage is exactly its own
+        (texts already embedded cost nothing and report none)."""
+        async def one(pair: tuple[str, str]) -> tuple[float, dict[str, Any] | None]:
+            usage = await self._embed_missing(list(pair))
+            return cosine(self._cache[pair[0]], self._cache[pair[1]]), usage
+
+        return list(await asyncio.gather(*(one(p) for p in pairs)))
+
+    async def _embed_missing(self, texts: list[str]) -> dict[str, Any] | None:
+        """Embed the texts not cached yet; returns `{model: usage}` summed over the requests made, if any."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if not missing:
-            return
+            return None
         if self._embedder is not None:
             for text, vector in zip(missing, self._embedder.embed(missing)):
                 self._cache[text] = list(vector)
-            return
+            return None
         if not self._configured:
             raise MetricUnavailable(
                 self._flag,
@@ -82,10 +94,13 @@ class Cosine(Metric):
         endpoint = endpoint_for(self._route, self._concurrency)
         chunks = [missing[i : i + self._batch] for i in range(0, len(missing), self._batch)]
         results = await asyncio.gather(*(self._request(endpoint, chunk) for chunk in chunks))
-        for chunk, vectors in zip(chunks, results):
+        usage: dict[str, Any] = {}
+        for chunk, (vectors, model, counts) in zip(chunks, results):
             self._cache.update(zip(chunk, vectors))
+            add_usage(usage, model, counts)
+        return usage
 
-    async def _request(self, endpoint: Any, texts: list[str]) -> list[list[float]]:
+    async def _request(self, endpoint: Any, texts: list[str]) -> tuple[list[list[float]], str, dict[str, int]]:
         body = {"model": self._model, "input": texts, "encoding_format": "float"}
         try:
             reply, _ = await endpoint.post("/embeddings", body, CreateEmbeddingResponse, self._policy)
@@ -94,4 +109,5 @@ class Cosine(Metric):
         vectors = sorted(reply.data, key=lambda d: d.index)
         if len(vectors) != len(texts):
             raise MetricUnavailable("model_grader_server_error", f"the embeddings reply has {len(vectors)} vectors for {len(texts)} texts")
-        return [list(d.embedding) for d in vectors]
+        counts = {"prompt_tokens": reply.usage.prompt_tokens, "total_tokens": reply.usage.total_tokens} if reply.usage else {}
+        return [list(d.embedding) for d in vectors], reply.model or self._model, counts
