@@ -70,12 +70,7 @@ class TextSimilarityEvaluator(Evaluator):
         if self.async_native:
             return super().evaluate(ns)
         pair = self._render(ns)
-        if isinstance(pair, Outcome):
-            return pair
-        try:
-            return self._outcome(pair, self.metric.score(*pair))
-        except Exception as exc:  # noqa: BLE001 - §7.1: a metric library raising is other_error, reward 0
-            return self._failure(exc)
+        return pair if isinstance(pair, Outcome) else self._one(pair)
 
     async def aevaluate(self, ns: Namespaces) -> Outcome:
         return (await self.aevaluate_many([ns]))[0]
@@ -83,7 +78,13 @@ class TextSimilarityEvaluator(Evaluator):
     def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
         if self.async_native:
             return super().evaluate_many(batch)
-        return self._score_rendered(batch, self.metric.score_many)
+        rendered = [self._render(ns) for ns in batch]
+        pairs = [p for p in rendered if not isinstance(p, Outcome)]
+        try:
+            scores = self.metric.score_many(pairs)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - score one by one so only the failing pair fails
+            return [p if isinstance(p, Outcome) else self._one(p) for p in rendered]
+        return self._merge(rendered, scores)
 
     async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
         rendered = [self._render(ns) for ns in batch]
@@ -103,18 +104,8 @@ class TextSimilarityEvaluator(Evaluator):
         outcome = self._outcome(pair, score)
         return Outcome(outcome.score, usage=usage, sampled_model_name=next(iter(usage), None) if usage else None, details=outcome.details)
 
-    def _score_rendered(self, batch: Sequence[Namespaces], score_many: Any) -> list[Outcome]:
-        rendered = [self._render(ns) for ns in batch]
-        pairs = [p for p in rendered if not isinstance(p, Outcome)]
-        try:
-            scores: Any = score_many(pairs)
-        except Exception:  # noqa: BLE001 - score one by one so only the failing pair fails
-            scores = None
-        if scores is None:
-            return [p if isinstance(p, Outcome) else self._one(p) for p in rendered]
-        return self._merge(rendered, scores)
-
     def _one(self, pair: tuple[str, str]) -> Outcome:
+        """One pair; §7.1: a metric library raising is other_error, reward 0."""
         try:
             return self._outcome(pair, self.metric.score(*pair))
         except Exception as exc:  # noqa: BLE001
