@@ -197,6 +197,11 @@ class PythonOptions(_Group):
     """U31 interpreter for the workers; None = this Python (recorded in the response details)."""
     image_tags: tuple[str, ...] = ("2025-05-08", "alpha")
     """U32 accepted `image_tag` values; all are treated alike."""
+    environment: Literal["auto", "image", "current"] = "auto"
+    """Where grader code runs: auto = the installed image env for the grader's image_tag (graders image install),
+    else this Python; image = require it; current = this Python."""
+    images_dir: str | None = None
+    """Where image environments live; None = $GRADERS_IMAGES_DIR or ~/.cache/graders/images."""
     timeout_s: float = Field(default_factory=lambda: _env_float("GRADERS_PYTHON_TIMEOUT", 120.0), gt=0)
     """§8.4 wall clock per grading call; process default from `GRADERS_PYTHON_TIMEOUT` (seconds)."""
     memory_bytes: int = Field(default_factory=lambda: int(_env_float("GRADERS_PYTHON_MEMORY_MB", 2048) * 1024**2), gt=0)
