@@ -7,7 +7,6 @@ failure flags (U27).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import os
@@ -28,6 +27,7 @@ _NUMERIC_KINDS = frozenset({"builtins.int", "builtins.float"})
 
 class PythonEvaluator(Evaluator):
     type = "python"
+    async_native = True
 
     def __init__(self, config: PythonGrader, options: Options) -> None:
         super().__init__(config, options)
@@ -53,49 +53,46 @@ class PythonEvaluator(Evaluator):
             }
         return self._pool
 
-    def evaluate(self, ns: Namespaces) -> Outcome:
-        return self.evaluate_many([ns])[0]
+    async def aevaluate(self, ns: Namespaces) -> Outcome:
+        return (await self.aevaluate_many((ns,)))[0]
 
-    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
         pool = self._get_pool()
         if isinstance(pool, Outcome):
             return [pool] * len(batch)
-        rows = [[ns.sample.data() if isinstance(ns.sample, ModelSample) else ns.sample, ns.item] for ns in batch]
+        rows = [[ns.sample.data() if ns.sample.__class__ is ModelSample else ns.sample, ns.item] for ns in batch]  # type: ignore[attr-defined]
+        opts = self._opts
         try:
-            replies = pool.map(self._source, self._key, rows, self._opts.timeout_s, self._opts.chunk_size)
+            replies = await pool.run(self._key, self._source, rows, opts.timeout_s, opts.chunk_size, opts.fresh_process)
         except OSError as exc:
             failure = Outcome.fail("python_grader_server_error", "sandbox_error", details={"error": f"could not start a worker: {exc}", **(self._details or {})})
             return [failure] * len(batch)
-        return [self._outcome(reply) for reply in replies]
-
-    async def aevaluate(self, ns: Namespaces) -> Outcome:
-        return await asyncio.to_thread(self.evaluate, ns)
-
-    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        return await asyncio.to_thread(self.evaluate_many, batch)
+        outcome = self._outcome
+        return [outcome(reply) for reply in replies]
 
     # -- replies to outcomes -----------------------------------------------------------------------------------
 
-    def _outcome(self, reply: dict[str, Any] | Failure) -> Outcome:
+    def _outcome(self, reply: Any) -> Outcome:
         details = self._details or {}
-        if reply.__class__ is dict and reply.get("ok") and not reply.get("output"):  # the common case, kept lean
-            reward, problem = self._reward(reply.get("value"), reply.get("kind", ""))
-            if problem is None:
-                return Outcome(reward, details=details)  # type: ignore[arg-type]
+        cls = reply.__class__
+        if cls is float or cls is int:  # the worker's plain reply: grade() returned a finite float or int
+            return Outcome(float(reply), details=details)
         details = dict(details)
-        if isinstance(reply, Failure):
+        if cls is Failure:
             if reply.kind == "timeout":
                 return self._limit(reply.detail, "timeout", details)
             return Outcome.fail("python_grader_server_error", "worker_crashed" if reply.kind == "crashed" else "protocol_error", details={**details, "error": reply.detail})
+        if cls is not dict:
+            return Outcome.fail("python_grader_server_error", "protocol_error", details={**details, "error": f"unexpected reply {reply!r:.200}"})
         if reply.get("output") and self._opts.capture_output == "trace":
             details["output"] = reply["output"]
-        if not reply.get("ok"):
+        if "error" in reply:
             if reply.get("timeout"):
-                return self._limit(reply["error"], "timeout", details)
+                return self._limit(str(reply["error"]), "timeout", details)
             if reply.get("memory"):
                 limit_mb = self._opts.memory_bytes / 1024**2
                 return self._limit(f"MemoryError: grade() exceeded the memory limit of {limit_mb:g} MB", "memory_limit", details)
-            return Outcome.fail("python_grader_runtime_error", reply.get("error") or "grade() failed", details=details)
+            return Outcome.fail("python_grader_runtime_error", str(reply["error"]) or "grade() failed", details=details)
         reward, problem = self._reward(reply.get("value"), str(reply.get("kind")))
         if problem is not None:
             return Outcome.fail("python_grader_runtime_error", problem, details=details)

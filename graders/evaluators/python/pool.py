@@ -1,24 +1,28 @@
 """Warm python-grader workers (spec §8): long-lived, shared per process, replaced when they die or time out.
 
-A call sends a chunk of rows in one frame; the worker times each grade itself and answers in batched frames. A
-worker that stops answering (it ignored its timer, crashed, or was killed by a limit) is killed with its process
-group (SIGTERM, then SIGKILL) and replaced, and the rows it did not answer are retried so no other call or row is
-lost. Replies are checked against the request's
-sequence number: a malformed or out-of-order frame ends the worker like a crash.
+The pool is asyncio-native: a call takes a worker for itself, watches its pipe with `add_reader` on the caller's
+own event loop (no thread hop on the hot path) and keeps up to `DEPTH` chunks queued in the worker's pipe, so the
+worker never waits for the parent between chunks. Workers are handed between threads and event loops under one
+lock, so calls from many threads and tasks share them safely.
+
+A worker that stops answering (it ignored its timer, crashed, or was killed by a limit) is killed with its
+process group (SIGTERM, then SIGKILL, off the event loop) and replaced. Rows it answered keep their replies; the
+unanswered rows of the chunk it was on run again one row per call, so a failure lands on the row that caused it;
+chunks queued behind it run again whole on another worker. Replies are checked against the request's sequence
+number: a malformed or out-of-order frame ends the worker like a crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import os
-import select
 import signal
 import struct
 import threading
-import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,105 +31,234 @@ from .sandbox import SandboxSpec, choose_level, start
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 GRACE_S = 2.0
+DEPTH = 2
+"""Chunks queued per worker: one being graded, one waiting in the pipe."""
+MAX_LOADED = 256
+"""Distinct grader sources a worker may hold before it is retired (bounds a worker's memory)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A row the worker did not answer: `kind` is timeout, crashed or protocol."""
+    """A row the worker did not answer: `kind` is timeout, crashed, protocol, or requeue (never started)."""
 
     kind: str
     detail: str
 
 
-class _Dead(Exception):
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
+_REQUEUE = Failure("requeue", "the worker ended before this chunk started")
+
+
+class _Request:
+    __slots__ = ("seq", "size", "timeout", "replies", "future")
+
+    def __init__(self, seq: int, size: int, timeout: float, future: asyncio.Future[list[Any]]) -> None:
+        self.seq = seq
+        self.size = size
+        self.timeout = timeout
+        self.replies: list[Any] = []
+        self.future = future
 
 
 class Worker:
-    """One sandboxed worker process and its private pipes."""
+    """One sandboxed worker process, its private pipes, and the requests queued on it.
+
+    Between `attach(loop)` and `detach()` the worker belongs to one event loop; every other method runs there.
+    """
 
     def __init__(self, spec: SandboxSpec, level: str) -> None:
         self.process = start(spec, level)
         self._in = self.process.stdin.fileno()  # type: ignore[union-attr]
         self._out = self.process.stdout.fileno()  # type: ignore[union-attr]
-        self._seq = 0
-        self._buffer = b""
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
+        self.loaded: set[str] = set()
         self.alive = True
+        self._seq = 0
+        self._buffer = bytearray()
+        self._outgoing = bytearray()
+        self._pending: deque[_Request] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
-    def run(self, source: str, key: str, rows: Sequence[Any], timeout: float) -> list[Any]:
-        """Replies for a prefix of `rows`, then at most one `Failure` where the worker stopped answering.
+    # -- ownership by one event loop -------------------------------------------------------------------------
 
-        The worker times each grade itself; the parent allows `timeout + GRACE_S` between frames and kills a
-        worker that ignores its timer (a C loop, a replaced signal handler).
-        """
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self._out, self._on_readable)
+
+    def detach(self) -> None:
+        """Leave the owning loop; always before the worker is released or killed, so no selector keeps its fds."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        loop.remove_reader(self._out)
+        if self._outgoing:
+            loop.remove_writer(self._in)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- requests --------------------------------------------------------------------------------------------
+
+    def submit(self, key: str, source: str, rows: Sequence[Any], timeout: float, fresh: bool) -> asyncio.Future[list[Any]]:
+        """Queue one chunk; the future gets a reply per row, or the replies so far and then one `Failure`."""
+        loop = self._loop
+        assert loop is not None, "attach the worker to a loop first"
+        future = loop.create_future()
+        if not self.alive:
+            future.set_result([_REQUEUE])
+            return future
         self._seq += 1
-        body = json.dumps({"seq": self._seq, "source": source, "key": key, "timeout": timeout, "rows": rows}).encode()
-        out: list[Any] = []
+        message: dict[str, Any] = {"seq": self._seq, "key": key, "timeout": timeout, "fresh": fresh, "rows": rows}
+        if key not in self.loaded:
+            message["source"] = source
+            self.loaded.add(key)
+        body = json.dumps(message).encode()
+        self._pending.append(_Request(self._seq, len(rows), timeout, future))
+        if len(self._pending) == 1:
+            self._arm(timeout)
+        self._send(_HEADER.pack(len(body)) + body)
+        return future
+
+    def _send(self, data: bytes) -> None:
+        if self._outgoing:
+            self._outgoing += data
+            return
         try:
-            self._write(_HEADER.pack(len(body)) + body)
-            while True:
-                frame = self._read_frame(time.monotonic() + timeout + GRACE_S, timeout)
-                if not isinstance(frame, dict) or frame.get("seq") != self._seq or not isinstance(frame.get("replies"), list):
-                    raise _Dead("protocol", "the worker sent a frame out of sequence")
-                for reply in frame["replies"]:
-                    if not isinstance(reply, dict) or reply.get("row") != len(out):
-                        raise _Dead("protocol", "the worker sent a reply out of order")
-                    out.append(reply)
-                if frame.get("done"):
-                    if len(out) != len(rows):
-                        raise _Dead("protocol", "the worker skipped rows")
-                    if frame.get("tainted"):
-                        self.kill()
-                    return out
-        except _Dead as dead:
+            written = os.write(self._in, data)
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self._die("crashed", None)
+            return
+        if written < len(data):
+            self._outgoing += data[written:]
+            self._loop.add_writer(self._in, self._on_writable)  # type: ignore[union-attr]
+
+    def _on_writable(self) -> None:
+        try:
+            written = os.write(self._in, self._outgoing)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._die("crashed", None)
+            return
+        del self._outgoing[:written]
+        if not self._outgoing:
+            self._loop.remove_writer(self._in)  # type: ignore[union-attr]
+
+    def _arm(self, timeout: float) -> None:
+        """The worker must send a frame within `timeout + GRACE_S` (it times each grade itself; this is the net)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(timeout + GRACE_S, self._on_deadline)  # type: ignore[union-attr]
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        if self._pending:
+            self._die("timeout", f"TimeoutError: grade() exceeded {self._pending[0].timeout:g} s")
+
+    # -- replies ---------------------------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._out, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._die("crashed", None)
+            return
+        buffer = self._buffer
+        buffer += data
+        offset = 0
+        while self.alive and len(buffer) - offset >= 4:
+            (size,) = _HEADER.unpack_from(buffer, offset)
+            if size > MAX_FRAME:
+                self._die("protocol", f"the worker sent a {size}-byte frame")
+                return
+            end = offset + 4 + size
+            if len(buffer) < end:
+                break
+            try:
+                frame = json.loads(buffer[offset + 4 : end])
+            except ValueError:
+                self._die("protocol", "the worker sent a malformed frame")
+                return
+            offset = end
+            self._on_frame(frame)
+        del buffer[:offset]
+
+    def _on_frame(self, frame: Any) -> None:
+        request = self._pending[0] if self._pending else None
+        if request is None or frame.__class__ is not dict or frame.get("seq") != request.seq:
+            self._die("protocol", "the worker sent a frame out of sequence")
+            return
+        replies = frame.get("replies")
+        if replies.__class__ is not list or len(request.replies) + len(replies) > request.size:
+            self._die("protocol", "the worker sent more replies than rows")
+            return
+        request.replies += replies
+        if not frame.get("done"):
+            self._arm(request.timeout)
+            return
+        if len(request.replies) != request.size:
+            self._die("protocol", "the worker skipped rows")
+            return
+        self._pending.popleft()
+        if not request.future.done():
+            request.future.set_result(request.replies)
+        if frame.get("tainted") or len(self.loaded) > MAX_LOADED:
+            self._die("retired", None)
+        elif self._pending:
+            self._arm(self._pending[0].timeout)
+        elif self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- the end ---------------------------------------------------------------------------------------------
+
+    def _die(self, kind: str, detail: str | None) -> None:
+        """Stop using this worker now; kill it and settle its requests off the loop (killing may wait)."""
+        if not self.alive:
+            return
+        self.alive = False
+        loop = self._loop
+        self.detach()
+        pending, self._pending = list(self._pending), deque()
+        if kind == "retired":  # tainted after a finished chunk: whatever is queued behind it runs elsewhere
+            first, rest = None, pending
+        else:
+            first, rest = (pending[0], pending[1:]) if pending else (None, [])
+
+        def finish() -> None:
+            text = detail or (self._exit_text() if kind == "crashed" else kind)
             self.kill()
-            out.append(Failure(dead.kind, dead.detail))
-        return out
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(settle, text)
 
-    def _write(self, data: bytes) -> None:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._in, view)
-                view = view[written:]
-        except (BrokenPipeError, OSError):
-            raise _Dead("crashed", self._exit_text()) from None
+        def settle(text: str) -> None:
+            if first is not None and not first.future.done():
+                first.future.set_result([*first.replies, Failure(kind, text)])
+            for request in rest:
+                if not request.future.done():
+                    request.future.set_result(list(request.replies) + [_REQUEUE] if request.replies else [_REQUEUE])
 
-    def _read_exact(self, size: int, deadline: float, timeout: float) -> bytes:
-        while len(self._buffer) < size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Dead("timeout", f"TimeoutError: grade() exceeded {timeout:g} s")
-            ready, _, _ = select.select([self._out], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(self._out, max(65536, size - len(self._buffer)))
-            if not chunk:
-                raise _Dead("crashed", self._exit_text())
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def _read_frame(self, deadline: float, timeout: float) -> Any:
-        (size,) = _HEADER.unpack(self._read_exact(4, deadline, timeout))
-        if size > MAX_FRAME:
-            raise _Dead("protocol", f"the worker sent a {size}-byte frame")
-        try:
-            return json.loads(self._read_exact(size, deadline, timeout))
-        except ValueError:
-            raise _Dead("protocol", "the worker sent a malformed frame") from None
+        threading.Thread(target=finish, name="graders-python-reaper", daemon=True).start()
 
     def _exit_text(self) -> str:
         try:
             code = self.process.wait(1)
-        except Exception:  # noqa: BLE001
-            return "the worker process ended unexpectedly"
+        except Exception:  # noqa: BLE001 - still running: it closed its pipe
+            return "the worker process closed its pipe"
         if code < 0:
             return f"the worker process was killed by signal {signal.Signals(-code).name}"
         return f"the worker process exited with status {code}"
+
+    def cancel(self) -> None:
+        """The caller gave up on a request in flight: the worker's state is unknown, so it goes."""
+        self._die("requeue", "cancelled")
 
     def kill(self) -> None:
         """SIGTERM then SIGKILL to the worker's whole process group (the sandbox and anything it forked)."""
@@ -148,7 +281,7 @@ class Worker:
 
 
 class Pool:
-    """Up to `size` warm workers for one sandbox spec, handed out one call at a time."""
+    """Up to `size` warm workers for one sandbox spec, each owned by one call (and its event loop) at a time."""
 
     def __init__(self, spec: SandboxSpec, size: int) -> None:
         self.spec = spec
@@ -156,74 +289,115 @@ class Pool:
         self.level = choose_level(spec.isolation)
         self._idle: list[Worker] = []
         self._count = 0
-        self._cond = threading.Condition()
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="graders-python")
+        self._lock = threading.Lock()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    def _acquire(self) -> Worker:
-        with self._cond:
-            while True:
+    async def _acquire(self) -> Worker:
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
                 while self._idle:
                     worker = self._idle.pop()
                     if worker.alive and worker.process.poll() is None:
                         return worker
                     self._count -= 1
-                if self._count < self.size:
+                spawn = self._count < self.size
+                if spawn:
                     self._count += 1
-                    break
-                self._cond.wait()
-        try:
-            return Worker(self.spec, self.level)
-        except BaseException:
-            with self._cond:
-                self._count -= 1
-                self._cond.notify()
-            raise
+                else:
+                    waiter = loop.create_future()
+                    self._waiters.append(waiter)
+            if spawn:
+                try:
+                    return Worker(self.spec, self.level)
+                except BaseException:
+                    self._release(None)
+                    raise
+            await waiter  # woken by a release; then try again
 
-    def _release(self, worker: Worker) -> None:
-        with self._cond:
-            if worker.alive:
+    def _release(self, worker: Worker | None) -> None:
+        with self._lock:
+            if worker is not None and worker.alive:
                 self._idle.append(worker)
             else:
                 self._count -= 1
-            self._cond.notify()
+            self._wake()
 
-    def run(self, source: str, key: str, rows: Sequence[Any], timeout: float) -> list[Any]:
-        """One reply or `Failure` per row, in order, however many workers die on the way.
-
-        When a worker dies with several rows unanswered, the answered ones are kept and the rest run one row per
-        worker call, so the failure lands on the row that caused it and every other row still gets its grade.
-        """
-        out: list[Any] = []
-        one_by_one = False
-        while len(out) < len(rows):
-            rest = rows[len(out) :]
-            batch = rest[:1] if one_by_one else rest
-            worker = self._acquire()
+    def _wake(self) -> None:
+        """Wake the first waiter still waiting (on whatever loop it waits on); called with the lock held."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
             try:
-                replies = worker.run(source, key, batch, timeout)
-            finally:
-                self._release(worker)
-            if isinstance(replies[-1], Failure) and len(batch) - (len(replies) - 1) > 1:
-                out.extend(replies[:-1])
-                one_by_one = True
+                waiter.get_loop().call_soon_threadsafe(self._woken, waiter)
+                return
+            except RuntimeError:  # its loop is closed
                 continue
-            out.extend(replies)
+
+    def _woken(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():  # cancelled meanwhile: pass the wake-up on
+            with self._lock:
+                self._wake()
+        else:
+            waiter.set_result(None)
+
+    async def run(self, key: str, source: str, rows: Sequence[Any], timeout: float, chunk: int, fresh: bool = False) -> list[Any]:
+        """One reply or `Failure` per row, in order, however many workers die on the way."""
+        out: list[Any] = [None] * len(rows)
+        queue = deque((i, rows[i : i + chunk]) for i in range(0, len(rows), chunk))
+        job = (key, source, timeout, fresh)
+        streams = min(self.size, len(queue))
+        if streams == 1:
+            await self._stream(queue, out, job)
+        else:
+            await asyncio.gather(*(self._stream(queue, out, job) for _ in range(streams)))
         return out
 
-    def map(self, source: str, key: str, rows: Sequence[Any], timeout: float, chunk: int) -> list[Any]:
-        """`run` over chunks of rows on all workers at once."""
-        if len(rows) <= chunk:
-            return self.run(source, key, rows, timeout)
-        parts = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
-        results = self._executor.map(lambda part: self.run(source, key, part, timeout), parts)
-        return [reply for part in results for reply in part]
+    async def _stream(self, queue: deque[tuple[int, Sequence[Any]]], out: list[Any], job: tuple[str, str, float, bool]) -> None:
+        """Take workers one after another and feed them chunks from the shared queue until it is empty."""
+        loop = asyncio.get_running_loop()
+        while queue:
+            worker = await self._acquire()
+            worker.attach(loop)
+            try:
+                await self._drive(worker, queue, out, job)
+            except BaseException:
+                worker.cancel()
+                raise
+            finally:
+                worker.detach()
+                self._release(worker)
+
+    @staticmethod
+    async def _drive(worker: Worker, queue: deque[tuple[int, Sequence[Any]]], out: list[Any], job: tuple[str, str, float, bool]) -> None:
+        key, source, timeout, fresh = job
+        inflight: deque[tuple[int, Sequence[Any], asyncio.Future[list[Any]]]] = deque()
+        while queue or inflight:
+            while queue and len(inflight) < DEPTH and worker.alive:
+                start, part = queue.popleft()
+                inflight.append((start, part, worker.submit(key, source, part, timeout, fresh)))
+            if not inflight:
+                return  # this worker is gone; the caller takes another
+            start, part, future = inflight.popleft()
+            replies = await future
+            last = replies[-1]
+            if last.__class__ is not Failure:
+                out[start : start + len(replies)] = replies
+                continue
+            done = len(replies) - 1
+            out[start : start + done] = replies[:done]
+            rest = part[done:]
+            if last is _REQUEUE:
+                queue.appendleft((start + done, rest))
+            elif len(rest) > 1:  # a death mid-chunk: the rest again, one row per call, to find the row at fault
+                queue.extendleft((start + done + i, rest[i : i + 1]) for i in reversed(range(len(rest))))
+            else:
+                out[start + done] = last
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             workers, self._idle = self._idle, []
         for worker in workers:
             worker.kill()
-        self._executor.shutdown(wait=False)
 
 
 _pools: dict[tuple[SandboxSpec, int], Pool] = {}

@@ -1,14 +1,20 @@
 """The child side of a python-grader worker (spec §8): runs user `grade(sample, item)`, never decides a reward.
 
-Started as `python -m graders.evaluators.python.worker` inside the sandbox. Frames are 4-byte big-endian length +
-JSON, read from and written to private duplicates of the original stdin/stdout; fds 0–2 then point at /dev/null
-and `sys.stdout`/`sys.stderr` at capped buffers, so a grader that prints (even a fake frame) only fills its own
-captured output. Every reply carries the request's sequence number; the parent drops anything else.
+Started by `sandbox.py` as `python -E -s -c <this file>` inside the sandbox, with only the standard library (it
+also runs in an image environment, §8.5). Frames are a 4-byte big-endian length + JSON, read from and written to
+private duplicates of the original stdin/stdout; fds 0–2 then point at /dev/null and `sys.stdout`/`sys.stderr`
+at a capped buffer, so a grader that prints (even a fake frame) only fills its own captured output.
 
-Request: {"seq": n, "source": str, "key": sha256, "timeout": s, "rows": [[sample, item], ...]}
-Replies, batched (a frame at least every 20 ms, the last with "done"): {"seq": n, "replies": [r, ...]} where
-r = {"row": i, "ok": true, "value": <json>, "kind": "<type name>", "output": str}
- or {"row": i, "ok": false, "error": "<traceback text>", "timeout"?: true, "memory"?: true, "output": str}
+Request: {"seq": n, "key": sha256, "source"?: str, "timeout": s, "fresh": bool, "rows": [[sample, item], ...]}
+(`source` only until this worker has loaded `key`). Replies come batched, in row order (a frame at least every
+20 ms, the last with "done"): {"seq": n, "replies": [r, ...]}, where r is a bare JSON number when `grade`
+returned a finite int or float and printed nothing (the common case, kept small), else
+{"value": <json>, "kind": "<type name>", "output"?: str} or {"error": "<traceback>", "timeout"?: true,
+"memory"?: true, "output"?: str}. The last frame says "tainted" when the grade left processes or threads
+behind or hit a limit: the parent then replaces this worker.
+
+`fresh` runs each grade in a child forked from this warm process (grader module already loaded), so no state
+carries from one sample to the next.
 """
 
 from __future__ import annotations
@@ -17,18 +23,22 @@ import io
 import json
 import math
 import os
+import select
 import signal
 import struct
 import sys
 import time
 import traceback
 import types
-from typing import Any, BinaryIO
+from typing import Any
 
 OUTPUT_CAP = 16_384
 FLUSH_S = 0.02
+SPIN_S = 0.0003
 TRACEBACK_CAP = 4_096
 _HEADER = struct.Struct(">I")
+_PR_SET_CHILD_SUBREAPER = 36
+_PLAIN_INT = 2**53
 
 
 class _CappedText(io.TextIOBase):
@@ -48,43 +58,67 @@ class _CappedText(io.TextIOBase):
         return len(text)
 
     def take(self) -> str:
+        if not self.parts and not self.dropped:
+            return ""
         out = "".join(self.parts) + (f"\n[… {self.dropped} more characters dropped]" if self.dropped else "")
         self.parts, self.size, self.dropped = [], 0, 0
         return out
 
 
-def _read_frame(stream: BinaryIO) -> Any:
-    header = stream.read(4)
-    if len(header) < 4:
-        return None
-    (size,) = _HEADER.unpack(header)
-    return json.loads(stream.read(size))
+class _Inbox:
+    """Request frames from the parent. Before blocking on an empty pipe it polls for `SPIN_S`: on a VM, waking
+    an idle core costs more than the whole grade, and a caller scoring one sample at a time sends again soon."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def read(self) -> Any:
+        buffer = self.buffer
+        polled = False
+        while True:
+            if len(buffer) >= 4:
+                end = 4 + _HEADER.unpack_from(buffer)[0]
+                if len(buffer) >= end:
+                    message = json.loads(buffer[4:end])
+                    del buffer[:end]
+                    return message
+            if not polled:
+                polled = True
+                deadline = time.perf_counter() + SPIN_S
+                while not select.select([self.fd], [], [], 0)[0] and time.perf_counter() < deadline:
+                    pass
+            data = os.read(self.fd, 1 << 20)
+            if not data:
+                return None
+            buffer += data
 
 
-def _write_frame(stream: BinaryIO, message: Any) -> None:
+def _write_frame(fd: int, message: Any) -> None:
     body = json.dumps(message, allow_nan=True).encode()
-    stream.write(_HEADER.pack(len(body)) + body)
-    stream.flush()
+    view = memoryview(_HEADER.pack(len(body)) + body)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
-def _jsonable(value: Any) -> tuple[Any, str]:
-    """The return value as JSON plus its type name; the parent applies the §8.2 policy to both."""
+def _describe(value: Any) -> dict[str, Any]:
+    """A return value that is not a plain finite number, as JSON plus its type name; the parent applies §8.2."""
     kind = type(value).__module__ + "." + type(value).__qualname__
     if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value, kind
+        return {"value": value, "kind": kind}
     if isinstance(value, int):
-        return (value if abs(value) < 2**53 else float(value)), kind
+        return {"value": float(value) if abs(value) < 1e308 else repr(value)[:200], "kind": kind}
     if isinstance(value, float):
-        return (value if math.isfinite(value) else repr(value)), kind
+        return {"value": value if math.isfinite(value) else repr(value), "kind": kind}
     try:  # numpy scalars and other numbers
         import numbers
 
         if isinstance(value, numbers.Real):
             as_float = float(value)
-            return (as_float if math.isfinite(as_float) else repr(as_float)), kind
+            return {"value": as_float if math.isfinite(as_float) else repr(as_float), "kind": kind}
     except Exception:  # noqa: BLE001 - a hostile __float__ is the grader's problem
         pass
-    return repr(value)[:200], kind
+    return {"value": repr(value)[:200], "kind": kind}
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -93,9 +127,122 @@ def _user_traceback(exc: BaseException) -> str:
     return text if len(text) <= TRACEBACK_CAP else text[: TRACEBACK_CAP // 2] + "\n…\n" + text[-TRACEBACK_CAP // 2 :]
 
 
+class _GradeTimeout(BaseException):
+    """Raised by the interval timer inside a grade that runs past its time (caught here, never by user code)."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _GradeTimeout
+
+
+def _call(grade: Any, sample: Any, item: Any, timeout: float, captured: _CappedText) -> Any:
+    """One grade under its own timer (the worker stays warm); the parent still kills a worker that ignores it."""
+    if timeout:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        value = grade(sample, item)
+        cls = value.__class__
+        if (cls is float and value - value == 0.0) or (cls is int and -_PLAIN_INT < value < _PLAIN_INT):
+            reply: Any = value
+        else:
+            reply = _describe(value)
+    except _GradeTimeout:
+        reply = {"error": f"TimeoutError: grade() exceeded {timeout:g} s", "timeout": True}
+    except MemoryError:
+        reply = {"error": "MemoryError", "memory": True}
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included (§8.3)
+        reply = {"error": _user_traceback(exc)}
+    finally:
+        if timeout:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    output = captured.take()
+    if output:
+        reply = reply if reply.__class__ is dict else {"value": reply, "kind": f"builtins.{type(reply).__name__}"}
+        reply["output"] = output
+    return reply
+
+
+def _call_forked(grade: Any, sample: Any, item: Any, timeout: float, captured: _CappedText) -> Any:
+    """`_call` in a child forked from this process: whatever the grade changes dies with the child."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: grade, send one reply, vanish without running any cleanup of the parent's
+        try:
+            os.close(read_end)
+            _write_frame(write_end, _call(grade, sample, item, timeout, captured))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    data = b""
+    deadline = time.monotonic() + (timeout or 1e9) + 1.0
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
+                os.kill(pid, signal.SIGKILL)
+                return {"error": f"TimeoutError: grade() exceeded {timeout:g} s", "timeout": True}
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    if len(data) >= 4 and len(data) == 4 + _HEADER.unpack(data[:4])[0]:
+        return json.loads(data[4:])
+    code = os.waitstatus_to_exitcode(status)
+    reason = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+    return {"error": f"the grade process {reason} before returning a value"}
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants of a grade re-parent to this worker, so `_leftovers` sees them at every level."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _leftovers() -> bool:
+    """Whether a grade left processes (reaping any that ended) or threads behind."""
+    try:
+        while True:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return True
+    except ChildProcessError:
+        pass
+    try:
+        return os.stat("/proc/self/task").st_nlink - 2 > 1
+    except OSError:
+        return False
+
+
+def _load(key: str, source: str | None, modules: dict[str, Any]) -> tuple[Any, str | None]:
+    """The grader's `grade`, compiled once per worker and kept by source hash, or why it cannot be had."""
+    grade = modules.get(key)
+    if grade is not None:
+        return grade, None
+    if source is None:
+        return None, "the worker lost the grader's source"
+    module = types.ModuleType(f"grader_{key[:16]}")
+    sys.modules[module.__name__] = module  # dataclasses, pickle and typing look classes' modules up here
+    try:
+        exec(compile(source, "<grader>", "exec"), module.__dict__)  # noqa: S102 - the sandboxed user code
+    except BaseException as exc:  # noqa: BLE001 - import-time failures are the grader's runtime error
+        return None, "error while loading the grader:\n" + _user_traceback(exc)
+    grade = module.__dict__.get("grade")
+    if not callable(grade):
+        return None, "the source does not define a callable grade(sample, item)"
+    modules[key] = grade
+    return grade, None
+
+
 def main() -> None:
-    inbox = os.fdopen(os.dup(0), "rb")
-    outbox = os.fdopen(os.dup(1), "wb")
+    inbox = _Inbox(os.dup(0))
+    outbox = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -107,80 +254,34 @@ def main() -> None:
         import rapidfuzz  # noqa: F401
     except ImportError:
         pass
+    _become_subreaper()
     signal.signal(signal.SIGALRM, _alarm)
-    baseline = _process_count()
     modules: dict[str, Any] = {}
     while True:
-        request = _read_frame(inbox)
+        request = inbox.read()
         if request is None:
             return
         seq = request["seq"]
-        grade = modules.get(request["key"])
-        load_error = None
-        if grade is None:
-            module = types.ModuleType(f"grader_{request['key'][:16]}")
-            sys.modules[module.__name__] = module  # dataclasses, pickle and typing look classes' modules up here
-            try:
-                exec(compile(request["source"], "<grader>", "exec"), module.__dict__)  # noqa: S102 - the sandboxed user code
-                grade = module.__dict__.get("grade")
-                if not callable(grade):
-                    load_error = "the source does not define a callable grade(sample, item)"
-                else:
-                    modules[request["key"]] = grade
-            except BaseException as exc:  # noqa: BLE001 - import-time failures are the grader's runtime error
-                load_error = "error while loading the grader:\n" + _user_traceback(exc)
+        grade, load_error = _load(request["key"], request.get("source"), modules)
+        captured.take()  # module-level prints are not any row's output
         timeout = float(request.get("timeout") or 0)
-        pending: list[dict[str, Any]] = []
+        call = _call_forked if request.get("fresh") else _call
+        pending: list[Any] = []
+        tainted = False
         flushed_at = time.monotonic()
-        for i, (sample, item) in enumerate(request["rows"]):
-            if load_error is not None:
-                reply: dict[str, Any] = {"row": i, "ok": False, "error": load_error}
-            else:
-                reply = _call(grade, sample, item, timeout)  # type: ignore[arg-type]
-                reply["row"] = i
-            reply["output"] = captured.take()
+        for sample, item in request["rows"]:
+            reply = {"error": load_error} if load_error is not None else call(grade, sample, item, timeout, captured)
+            if reply.__class__ is dict and ("timeout" in reply or "memory" in reply):
+                tainted = True
             pending.append(reply)
             if time.monotonic() - flushed_at >= FLUSH_S:  # so a later hang cannot hold finished rows back long
                 _write_frame(outbox, {"seq": seq, "replies": pending})
                 pending, flushed_at = [], time.monotonic()
-        # A grade that left processes behind (a fork bomb past its timer, a daemon) or ran out of time taints
-        # the worker: the parent replaces it, which ends its PID namespace and everything in it.
-        tainted = any(r.get("timeout") or r.get("memory") for r in pending) or _process_count() > baseline
+        # A grade that left processes (a fork bomb past its timer, a daemon) or threads behind, or ran out of
+        # time, taints the worker: the parent replaces it, which ends its process group and PID namespace.
+        tainted = tainted or _leftovers()
         _write_frame(outbox, {"seq": seq, "replies": pending, "done": True, "tainted": tainted})
 
-
-def _process_count() -> int:
-    """Processes visible in /proc (inside the sandbox's PID namespace: the worker and its own children)."""
-    try:
-        return sum(1 for name in os.listdir("/proc") if name.isdigit())
-    except OSError:
-        return 0
-
-
-class _GradeTimeout(BaseException):
-    """Raised by the interval timer inside a grade that runs past its time (caught here, never by user code)."""
-
-
-def _alarm(signum: int, frame: Any) -> None:
-    raise _GradeTimeout
-
-
-def _call(grade: Any, sample: Any, item: Any, timeout: float) -> dict[str, Any]:
-    """One grade with its own timer (the worker stays warm); the parent still kills a worker that ignores it."""
-    if timeout:
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        value, kind = _jsonable(grade(sample, item))
-        return {"ok": True, "value": value, "kind": kind}
-    except _GradeTimeout:
-        return {"ok": False, "timeout": True, "error": f"TimeoutError: grade() exceeded {timeout:g} s"}
-    except MemoryError:
-        return {"ok": False, "memory": True, "error": "MemoryError"}
-    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included (§8.3)
-        return {"ok": False, "error": _user_traceback(exc)}
-    finally:
-        if timeout:
-            signal.setitimer(signal.ITIMER_REAL, 0)
 
 if __name__ == "__main__":
     main()
