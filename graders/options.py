@@ -214,6 +214,9 @@ class PythonOptions(_Group):
     """Warm worker processes per sandbox spec; None = the number of CPU cores."""
     chunk_size: int = Field(100, ge=1)
     """Rows sent to a worker per message in bulk runs (one pipe round trip per chunk)."""
+    fresh_process: bool = False
+    """Run each grade in a process forked from a warm worker (module loaded once), so no state carries between
+    samples; slower than warm reuse."""
 
 
 class ScoreModelOptions(_Group):

@@ -101,3 +101,32 @@ def test_run_many_matches_run_and_multi_with_python_sub_grader():
     }
     resp = graders.run(multi, "Paris", {"a": "Paris"})
     assert resp.reward == 1.5 and resp.sub_rewards == {"exact": 1.0, "length": 0.5}
+
+
+COUNTER = "calls = []\n\ndef grade(sample, item):\n    calls.append(1)\n    return float(len(calls))\n"
+
+
+def test_warm_workers_keep_module_state_between_samples():
+    compiled = graders.compile({"type": "python", "source": COUNTER}, Options().with_values({"python.workers": 1}))
+    assert [r.reward for r in compiled.run_many(["a", "b", "c"])] == [1.0, 2.0, 3.0]
+
+
+def test_fresh_process_mode_carries_no_state_between_samples():
+    opts = Options().with_values({"python.workers": 1, "python.fresh_process": True})
+    compiled = graders.compile({"type": "python", "source": COUNTER}, opts)
+    assert [r.reward for r in compiled.run_many(["a", "b", "c"])] == [1.0, 1.0, 1.0]
+    assert compiled.run("d").reward == 1.0
+
+
+def test_fresh_process_mode_reports_exits_and_timeouts_per_row():
+    source = (
+        "import os, time\n\ndef grade(sample, item):\n"
+        "    if sample['output_text'] == 'exit':\n        os._exit(3)\n"
+        "    if sample['output_text'] == 'hang':\n        time.sleep(30)\n"
+        "    return 0.25\n"
+    )
+    opts = Options().with_values({"python.workers": 1, "python.fresh_process": True, "python.timeout_s": 1})
+    out = graders.compile({"type": "python", "source": source}, opts).run_many(["ok", "exit", "hang", "ok"])
+    assert [r.reward for r in out] == [0.25, 0.0, 0.0, 0.25]
+    assert "exited with status 3" in out[1].errors["python_grader_runtime_error_details"]
+    assert "exceeded 1 s" in out[2].errors["python_grader_runtime_error_details"]

@@ -100,3 +100,26 @@ def test_cli(image_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "1 pins (packages overridden)" in out.getvalue()
     manifest = json.loads((image_root / "2025-05-08" / "graders-image.json").read_text())
     assert manifest["interpreter"] == str(image_root / "2025-05-08" / "bin" / "python")
+
+
+def test_python_graders_run_in_the_installed_image(image_root: Path):
+    from graders import Options, run
+
+    grader = {"type": "python", "source": "import six, sys\n\ndef grade(sample, item):\n    return 1.0 if sys.prefix == item['prefix'] else 0.0\n"}
+    env = installed("2025-05-08", str(image_root))
+    opts = Options().with_values({"python.images_dir": str(image_root), "python.environment": "image"})
+    resp = run(grader, "x", {"prefix": str(env.path)}, options=opts)
+    assert resp.reward == 1.0, resp.details
+    assert resp.details["environment"] == f"image 2025-05-08 ({env.path})" and resp.details["interpreter"] == env.interpreter
+    here = {"type": "python", "source": "import sys\n\ndef grade(sample, item):\n    return 1.0 if sys.prefix == item['prefix'] else 0.0\n"}
+    current = run(here, "x", {"prefix": sys.prefix}, options=opts.with_values({"python.environment": "current"}))
+    assert current.reward == 1.0 and current.details["environment"] == f"current ({sys.prefix})"
+
+
+def test_environment_image_without_an_install_is_a_server_error_with_the_command(tmp_path: Path):
+    from graders import Options, run
+
+    opts = Options().with_values({"python.images_dir": str(tmp_path), "python.environment": "image"})
+    resp = run({"type": "python", "source": "def grade(sample, item):\n    return 1.0\n"}, "x", options=opts)
+    assert resp.reward == 0.0 and resp.errors["python_grader_server_error_type"] == "sandbox_unavailable"
+    assert "graders image install 2025-05-08" in resp.details["error"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from ...options import Options
 from ...response import Outcome
 from ...schema import PythonGrader
 from ..base import Evaluator
+from .images import ImageNotInstalled, resolve_interpreter
 from .pool import Failure, Pool, get_pool
 from .sandbox import SandboxSpec, SandboxUnavailable
 
@@ -34,23 +34,27 @@ class PythonEvaluator(Evaluator):
         opts = options.python
         self._opts = opts
         self._source = config.source
-        self._key = hashlib.sha256(config.source.encode("utf-8", "surrogatepass")).hexdigest()
-        self._spec = SandboxSpec(opts.interpreter or sys.executable, opts.isolation, opts.memory_bytes, opts.disk_bytes, opts.cpu_cores)
+        # Fresh-process mode forks from a copy of the module that no grade has touched, so it has a key of its own.
+        self._key = hashlib.sha256(config.source.encode("utf-8", "surrogatepass")).hexdigest() + ("-fresh" if opts.fresh_process else "")
+        self._image_tag = config.image_tag
         self._size = opts.workers or os.cpu_count() or 1
         self._pool: Pool | None = None
         self._details: dict[str, Any] | None = None
 
     def _get_pool(self) -> Pool | Outcome:
+        """The warm pool for this grader's environment and limits, resolved on first use (U31, §8.5)."""
         if self._pool is None:
+            opts = self._opts
             try:
-                self._pool = get_pool(self._spec, self._size)
-            except SandboxUnavailable as exc:
+                if opts.interpreter:
+                    interpreter, environment = opts.interpreter, f"python.interpreter ({opts.interpreter})"
+                else:
+                    interpreter, environment = resolve_interpreter(opts.environment, self._image_tag, opts.images_dir)
+                spec = SandboxSpec(interpreter, opts.isolation, opts.memory_bytes, opts.disk_bytes, opts.cpu_cores)
+                self._pool = get_pool(spec, self._size)
+            except (SandboxUnavailable, ImageNotInstalled) as exc:
                 return Outcome.fail("python_grader_server_error", "sandbox_unavailable", details={"error": str(exc)})
-            self._details = {
-                "sandbox": self._pool.level,
-                "interpreter": self._spec.interpreter,
-                "environment": sys.prefix if self._spec.interpreter == sys.executable else self._spec.interpreter,
-            }
+            self._details = {"sandbox": self._pool.level, "interpreter": interpreter, "environment": environment}
         return self._pool
 
     async def aevaluate(self, ns: Namespaces) -> Outcome:

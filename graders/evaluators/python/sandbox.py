@@ -106,6 +106,9 @@ def choose_level(isolation: str) -> str:
 
 def command(spec: SandboxSpec, level: str) -> list[str]:
     prefix = {"bubblewrap": _bwrap_prefix, "namespaces": _unshare_prefix, "rlimits": list}[level]()
+    environment = Path(spec.interpreter).parent.parent
+    if level == "bubblewrap" and environment.is_relative_to("/tmp"):  # an image env under /tmp: keep it visible
+        prefix[-1:-1] = ["--ro-bind", str(environment), str(environment)]
     return [*prefix, spec.interpreter, "-E", "-s", "-c", WORKER_SOURCE]
 
 
