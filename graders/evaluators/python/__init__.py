@@ -72,7 +72,17 @@ class PythonEvaluator(Evaluator):
             failure = Outcome.fail("python_grader_server_error", "sandbox_error", details={"error": f"could not start a worker: {exc}", **(self._details or {})})
             return [failure] * len(batch)
         outcome = self._outcome
-        return [outcome(reply) for reply in replies]
+        plain: dict[Any, Outcome] = {}  # one shared Outcome per plain reward value (outcomes are immutable)
+        out = []
+        for reply in replies:
+            if reply.__class__ is float or reply.__class__ is int:
+                shared = plain.get(reply)
+                if shared is None:
+                    shared = plain[reply] = outcome(reply)
+                out.append(shared)
+            else:
+                out.append(outcome(reply))
+        return out
 
     # -- replies to outcomes -----------------------------------------------------------------------------------
 

