@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ._json import dumps
 from .options import SampleOptions
 
 _SAMPLE_KEYS: tuple[str, ...] = (
@@ -21,6 +22,13 @@ _SAMPLE_KEYS: tuple[str, ...] = (
     "output_audio",
 )
 _JSON_START = frozenset('{["-0123456789tfn')
+# The JSON of a built sample whose text is not JSON (no output_json, no tools), split around the two copies of
+# the text; `ModelSample.json` fills it in, and a test checks it against `dumps(ModelSample.data())`.
+_PLAIN_SAMPLE = (
+    b'{"choices":[{"index":0,"message":{"role":"assistant","content":',
+    b',"tool_calls":[]},"finish_reason":"stop"}],"output_text":',
+    b',"output_json":null,"output_tools":[],"output_reasoning_summary":null,"output_audio":null}',
+)
 MISSING: Any = object()
 """Sentinel for an absent optional request field (e.g. the legacy `reference_answer`)."""
 
@@ -117,6 +125,14 @@ class ModelSample(Mapping[str, Any]):
     def data(self) -> dict[str, Any]:
         """The built namespace itself (not a copy): for serialising, which copies anyway."""
         return self._cache if self._cache is not None else self._build()
+
+    def json(self) -> bytes:
+        """The namespace as JSON bytes, skipping the dict tree when the text cannot be JSON (the common case)."""
+        stripped = self.text.lstrip()
+        if not self._opts.extra_keys and (not stripped or stripped[0] not in _JSON_START):
+            text = dumps(self.text)
+            return _PLAIN_SAMPLE[0] + text + _PLAIN_SAMPLE[1] + text + _PLAIN_SAMPLE[2]
+        return dumps(self.data())
 
 
 def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str = "sample") -> dict[str, Any]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import hypothesis
 import pytest
 
 from graders.namespaces import ModelSample, RequestError, build_namespaces, structured_sample
-from graders.options import Options
+from graders._json import dumps
+from graders.options import Options, SampleOptions
 
 SO = Options().sample
 
@@ -92,3 +96,11 @@ def test_missing_item_defaults_to_empty_U1_and_can_error():
 
 def test_legacy_reference_answer_aliases_into_item_U2():
     assert build_namespaces("x", None, None, SO, reference_answer=[1, 2]).item == {"reference_answer": [1, 2]}
+
+
+@hypothesis.given(hypothesis.strategies.text())
+def test_model_sample_json_fast_path_equals_the_built_namespace(text):
+    """The template path of `ModelSample.json` (§5.4 layout) must equal encoding the built dict, for any text."""
+    sample = ModelSample(text, SampleOptions())
+    assert json.loads(sample.json()) == json.loads(dumps(ModelSample(text, SampleOptions()).data()))
+    assert sample.json() == dumps(ModelSample(text, SampleOptions()).data())

@@ -130,3 +130,10 @@ def test_fresh_process_mode_reports_exits_and_timeouts_per_row():
     assert [r.reward for r in out] == [0.25, 0.0, 0.0, 0.25]
     assert "exited with status 3" in out[1].errors["python_grader_runtime_error_details"]
     assert "exceeded 1 s" in out[2].errors["python_grader_runtime_error_details"]
+
+
+def test_a_row_json_cannot_hold_fails_alone_naming_the_field():
+    compiled = graders.compile({"type": "python", "source": "def grade(sample, item):\n    return 1.0\n"})
+    out = compiled.run_many([{"model_sample": "a", "item": {}}, {"model_sample": "b", "item": {"x": object()}}, {"model_sample": "c", "item": {}}])
+    assert [r.reward for r in out] == [1.0, 0.0, 1.0]
+    assert out[1].errors["other_error"] and out[1].details["param"] == "item" and "cannot be sent" in out[1].details["error"]

@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from ..._json import dumps
 from ...namespaces import ModelSample, Namespaces
 from ...options import Options
 from ...response import Outcome
@@ -23,6 +24,24 @@ from .pool import Failure, Pool, get_pool
 from .sandbox import SandboxSpec, SandboxUnavailable
 
 _NUMERIC_KINDS = frozenset({"builtins.int", "builtins.float"})
+
+
+def _encode_rows(batch: Sequence[Namespaces]) -> tuple[list[bytes], list[tuple[int, Outcome]]]:
+    """Each sample's `[sample, item]` as JSON (§8.1: the grader gets JSON-deserialised copies), and an
+    `other_error` outcome at the index of each row that JSON cannot hold, so only that row fails."""
+    rows: list[bytes] = []
+    unsendable: list[tuple[int, Outcome]] = []
+    for index, ns in enumerate(batch):
+        sample = ns.sample
+        param = "sample"
+        try:
+            encoded = sample.json() if sample.__class__ is ModelSample else dumps(sample)  # type: ignore[attr-defined]
+            param = "item"
+            rows.append(b"[" + encoded + b"," + dumps(ns.item) + b"]")
+        except (TypeError, ValueError) as exc:
+            failure = Outcome.fail("other_error", f"invalid row: '{param}' cannot be sent to the grader as JSON: {exc}", details={"param": param})
+            unsendable.append((index, failure))
+    return rows, unsendable
 
 
 class PythonEvaluator(Evaluator):
@@ -64,13 +83,15 @@ class PythonEvaluator(Evaluator):
         pool = self._get_pool()
         if isinstance(pool, Outcome):
             return [pool] * len(batch)
-        rows = [[ns.sample.data() if ns.sample.__class__ is ModelSample else ns.sample, ns.item] for ns in batch]  # type: ignore[attr-defined]
+        rows, unsendable = _encode_rows(batch)
         opts = self._opts
         try:
             replies = await pool.run(self._key, self._source, rows, opts.timeout_s, opts.chunk_size, opts.fresh_process)
         except OSError as exc:
             failure = Outcome.fail("python_grader_server_error", "sandbox_error", details={"error": f"could not start a worker: {exc}", **(self._details or {})})
             return [failure] * len(batch)
+        for index, problem in unsendable:
+            replies.insert(index, problem)
         outcome = self._outcome
         plain: dict[Any, Outcome] = {}  # one shared Outcome per plain reward value (outcomes are immutable)
         out = []
@@ -96,6 +117,8 @@ class PythonEvaluator(Evaluator):
             if reply.kind == "timeout":
                 return self._limit(reply.detail, "timeout", details)
             return Outcome.fail("python_grader_server_error", "worker_crashed" if reply.kind == "crashed" else "protocol_error", details={**details, "error": reply.detail})
+        if cls is Outcome:
+            return reply
         if cls is not dict:
             return Outcome.fail("python_grader_server_error", "protocol_error", details={**details, "error": f"unexpected reply {reply!r:.200}"})
         if reply.get("output") and self._opts.capture_output == "trace":

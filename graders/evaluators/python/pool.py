@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from ..._json import dumps
 from .sandbox import SandboxSpec, choose_level, start
 
 _HEADER = struct.Struct(">I")
@@ -45,14 +46,6 @@ class Failure:
 
     kind: str
     detail: str
-
-
-def _encode(message: dict[str, Any]) -> bytes:
-    """orjson for speed (about 10x the standard library here); the standard library for what orjson refuses."""
-    try:
-        return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        return json.dumps(message).encode()
 
 
 _REQUEUE = Failure("requeue", "the worker ended before this chunk started")
@@ -110,8 +103,9 @@ class Worker:
 
     # -- requests --------------------------------------------------------------------------------------------
 
-    def submit(self, key: str, source: str, rows: Sequence[Any], timeout: float, fresh: bool) -> asyncio.Future[list[Any]]:
-        """Queue one chunk; the future gets a reply per row, or the replies so far and then one `Failure`."""
+    def submit(self, key: str, source: str, rows: Sequence[bytes], timeout: float, fresh: bool) -> asyncio.Future[list[Any]]:
+        """Queue one chunk of JSON-encoded `[sample, item]` rows; the future gets a reply per row, or the replies
+        so far and then one `Failure`."""
         loop = self._loop
         assert loop is not None, "attach the worker to a loop first"
         future = loop.create_future()
@@ -119,11 +113,11 @@ class Worker:
             future.set_result([_REQUEUE])
             return future
         self._seq += 1
-        message: dict[str, Any] = {"seq": self._seq, "key": key, "timeout": timeout, "fresh": fresh, "rows": rows}
+        message: dict[str, Any] = {"seq": self._seq, "key": key, "timeout": timeout, "fresh": fresh}
         if key not in self.loaded:
             message["source"] = source
             self.loaded.add(key)
-        body = _encode(message)
+        body = dumps(message)[:-1] + b',"rows":[' + b",".join(rows) + b"]}"
         self._pending.append(_Request(self._seq, len(rows), timeout, future))
         if len(self._pending) == 1:
             self._arm(timeout)
@@ -350,8 +344,8 @@ class Pool:
         else:
             waiter.set_result(None)
 
-    async def run(self, key: str, source: str, rows: Sequence[Any], timeout: float, chunk: int, fresh: bool = False) -> list[Any]:
-        """One reply or `Failure` per row, in order, however many workers die on the way."""
+    async def run(self, key: str, source: str, rows: Sequence[bytes], timeout: float, chunk: int, fresh: bool = False) -> list[Any]:
+        """One reply or `Failure` per JSON-encoded row, in order, however many workers die on the way."""
         out: list[Any] = [None] * len(rows)
         queue = deque((i, rows[i : i + chunk]) for i in range(0, len(rows), chunk))
         job = (key, source, timeout, fresh)
@@ -362,7 +356,7 @@ class Pool:
             await asyncio.gather(*(self._stream(queue, out, job) for _ in range(streams)))
         return out
 
-    async def _stream(self, queue: deque[tuple[int, Sequence[Any]]], out: list[Any], job: tuple[str, str, float, bool]) -> None:
+    async def _stream(self, queue: deque[tuple[int, Sequence[bytes]]], out: list[Any], job: tuple[str, str, float, bool]) -> None:
         """Take workers one after another and feed them chunks from the shared queue until it is empty."""
         loop = asyncio.get_running_loop()
         while queue:
@@ -378,9 +372,9 @@ class Pool:
                 self._release(worker)
 
     @staticmethod
-    async def _drive(worker: Worker, queue: deque[tuple[int, Sequence[Any]]], out: list[Any], job: tuple[str, str, float, bool]) -> None:
+    async def _drive(worker: Worker, queue: deque[tuple[int, Sequence[bytes]]], out: list[Any], job: tuple[str, str, float, bool]) -> None:
         key, source, timeout, fresh = job
-        inflight: deque[tuple[int, Sequence[Any], asyncio.Future[list[Any]]]] = deque()
+        inflight: deque[tuple[int, Sequence[bytes], asyncio.Future[list[Any]]]] = deque()
         while queue or inflight:
             while queue and len(inflight) < DEPTH and worker.alive:
                 start, part = queue.popleft()
