@@ -137,3 +137,19 @@ def test_a_row_json_cannot_hold_fails_alone_naming_the_field():
     out = compiled.run_many([{"model_sample": "a", "item": {}}, {"model_sample": "b", "item": {"x": object()}}, {"model_sample": "c", "item": {}}])
     assert [r.reward for r in out] == [1.0, 0.0, 1.0]
     assert out[1].errors["other_error"] and out[1].details["param"] == "item" and "cannot be sent" in out[1].details["error"]
+
+
+def test_concurrent_single_calls_are_batched_and_each_gets_its_own_result():
+    """Many concurrent `arun` calls share frames (dynamic batching) yet each gets its own row's grade or error."""
+    import asyncio
+
+    source = "def grade(sample, item):\n    if item['i'] == 7:\n        raise ValueError('row seven')\n    return item['i'] / 2\n"
+    compiled = graders.compile({"type": "python", "source": source}, Options().with_values({"python.workers": 1, "python.chunk_size": 16}))
+
+    async def many():
+        return await asyncio.gather(*(compiled.arun("x", {"i": i}) for i in range(200)))
+
+    out = asyncio.run(many())
+    assert [r.reward for r in out] == [0.0 if i == 7 else i / 2 for i in range(200)]
+    assert "row seven" in out[7].errors["python_grader_runtime_error_details"]
+    assert not any(r.failed for i, r in enumerate(out) if i != 7)
