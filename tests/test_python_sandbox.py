@@ -127,6 +127,16 @@ def test_a_worker_left_with_child_processes_is_replaced():
     assert count.reward == fresh.reward
 
 
+def test_a_worker_left_with_a_thread_is_replaced():
+    """A thread left running could forge later replies from inside the worker, so it retires the worker too."""
+    source = (
+        "import threading, time\nseen = []\n\ndef grade(sample, item):\n    seen.append(1)\n"
+        "    if item.get('spawn'):\n        threading.Thread(target=time.sleep, args=(300,), daemon=True).start()\n"
+        "    return float(len(seen))\n"
+    )
+    compiled = graders.compile({"type": "python", "source": source}, Options().with_values({**LIMITS, "python.workers": 1, "python.chunk_size": 17}))
+    assert [compiled.run("x", item).reward for item in ({}, {}, {"spawn": True}, {})] == [1.0, 2.0, 3.0, 1.0]
+
 def test_cpu_cores_limit_U30():
     resp = hostile("import os\nreturn float(len(os.sched_getaffinity(0)))", **{"python.cpu_cores": 1, "python.workers": 1, "python.chunk_size": 13})
     assert resp.reward == 1.0
