@@ -1,7 +1,7 @@
 """The child side of a python-grader worker (spec §8): runs user `grade(sample, item)`, never decides a reward.
 
-Started by `sandbox.py` as `python -E -s -c <this file>` inside the sandbox, with only the standard library (it
-also runs in an image environment, §8.5). Frames are a 4-byte big-endian length + JSON, read from and written to
+Started by `sandbox.py` as `python -E -s -c <this file>` inside the sandbox. It needs only the standard library
+(orjson when installed), since it also runs in an image environment (§8.5). Frames are a 4-byte big-endian length + JSON, read from and written to
 private duplicates of the original stdin/stdout; fds 0–2 then point at /dev/null and `sys.stdout`/`sys.stderr`
 at a capped buffer, so a grader that prints (even a fake frame) only fills its own captured output.
 
