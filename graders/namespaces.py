@@ -43,10 +43,15 @@ class RequestError(ValueError):
         self.code = code
 
 
+def _may_be_json(text: str) -> bool:
+    """Whether `text` can parse as JSON at all, judged by its first non-space character."""
+    stripped = text.lstrip()
+    return bool(stripped) and stripped[0] in _JSON_START
+
+
 def parse_output_json(text: str, scope: str) -> Any:
     """§5.4: `json.loads(model_sample)` if it parses, else None; U9 decides whether non-objects count."""
-    stripped = text.lstrip()
-    if not stripped or stripped[0] not in _JSON_START:
+    if not _may_be_json(text):
         return None
     try:
         value = json.loads(text)
@@ -128,8 +133,7 @@ class ModelSample(Mapping[str, Any]):
 
     def json(self) -> bytes:
         """The namespace as JSON bytes, skipping the dict tree when the text cannot be JSON (the common case)."""
-        stripped = self.text.lstrip()
-        if not self._opts.extra_keys and (not stripped or stripped[0] not in _JSON_START):
+        if not self._opts.extra_keys and not _may_be_json(self.text):
             text = dumps(self.text)
             return _PLAIN_SAMPLE[0] + text + _PLAIN_SAMPLE[1] + text + _PLAIN_SAMPLE[2]
         return dumps(self.data())

@@ -86,6 +86,11 @@ def install_command(tag: str, root: str | None = None) -> str:
     return f"graders image install {tag}" + (f" --dir {root}" if root else "")
 
 
+def not_installed(tag: str, root: str | None = None) -> str:
+    """Why an image cannot be used, with the command that installs it."""
+    return f"image {tag} is not installed in {images_dir(root)}; run `{install_command(tag, root)}`"
+
+
 def installed(tag: str, root: str | None = None) -> ImageEnv | None:
     """The installed environment of `tag`, if its manifest exists and its interpreter is executable."""
     tag = canonical_tag(tag)
@@ -117,10 +122,7 @@ def resolve_interpreter(environment: str, image_tag: str | None, root: str | Non
     if env is not None:
         return env.interpreter, f"image {tag} ({env.path})"
     if environment == "image":
-        raise ImageNotInstalled(
-            f"python.environment is 'image' but image {tag} is not installed in {images_dir(root)}; "
-            f"run `{install_command(tag, root)}`"
-        )
+        raise ImageNotInstalled(f"python.environment is 'image' but {not_installed(tag, root)}")
     return current
 
 
@@ -294,9 +296,7 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_path(args: argparse.Namespace, out: TextIO) -> int:
     env = installed(args.tag, args.dir)
     if env is None:
-        tag = canonical_tag(args.tag)
-        hint = f"image {tag} is not installed in {images_dir(args.dir)}; run `{install_command(tag, args.dir)}`"
-        print(hint, file=sys.stderr)
+        print(not_installed(canonical_tag(args.tag), args.dir), file=sys.stderr)
         return 1
     print(env.interpreter, file=out)
     return 0

@@ -108,9 +108,6 @@ class Worker:
         loop = self._loop
         assert loop is not None, "attach the worker to a loop first"
         future = loop.create_future()
-        if not self.alive:
-            future.set_result([_REQUEUE])
-            return future
         self._seq += 1
         message: dict[str, Any] = {"seq": self._seq, "key": key, "timeout": timeout, "fresh": fresh}
         if key not in self.loaded:
@@ -244,9 +241,9 @@ class Worker:
         def settle(text: str) -> None:
             if first is not None and not first.future.done():
                 first.future.set_result([*first.replies, Failure(kind, text)])
-            for request in rest:
+            for request in rest:  # only the first request ever receives frames: these never started
                 if not request.future.done():
-                    request.future.set_result(list(request.replies) + [_REQUEUE] if request.replies else [_REQUEUE])
+                    request.future.set_result([_REQUEUE])
 
         threading.Thread(target=finish, name="graders-python-reaper", daemon=True).start()
 

@@ -1,9 +1,10 @@
 """The child side of a python-grader worker (spec §8): runs user `grade(sample, item)`, never decides a reward.
 
 Started by `sandbox.py` as `python -E -s -c <this file>` inside the sandbox. It needs only the standard library
-(orjson when installed), since it also runs in an image environment (§8.5). Frames are a 4-byte big-endian length + JSON, read from and written to
-private duplicates of the original stdin/stdout; fds 0–2 then point at /dev/null and `sys.stdout`/`sys.stderr`
-at a capped buffer, so a grader that prints (even a fake frame) only fills its own captured output.
+(orjson when installed), since it also runs in an image environment (§8.5). Frames are a 4-byte big-endian
+length + JSON, read from and written to private duplicates of the original stdin/stdout; fds 0–2 then point at
+/dev/null and `sys.stdout`/`sys.stderr` at a capped buffer, so a grader that prints (even a fake frame) only
+fills its own captured output.
 
 Request: {"seq": n, "key": sha256, "source"?: str, "timeout": s, "fresh": bool, "rows": [[sample, item], ...]}
 (`source` only until this worker has loaded `key`). Replies come batched, in row order (a frame at least every
@@ -157,6 +158,10 @@ def _alarm(signum: int, frame: Any) -> None:
             raise _GradeTimeout
 
 
+def _timed_out(timeout: float) -> dict[str, Any]:
+    return {"error": f"TimeoutError: grade() exceeded {timeout:g} s", "timeout": True}
+
+
 def _arm(timeout: float) -> None:
     _Clock.timeout = timeout
     signal.setitimer(signal.ITIMER_REAL, timeout)
@@ -175,7 +180,7 @@ def _call(grade: Any, sample: Any, item: Any, timeout: float, captured: _CappedT
         else:
             reply = _describe(value)
     except _GradeTimeout:
-        reply = {"error": f"TimeoutError: grade() exceeded {timeout:g} s", "timeout": True}
+        reply = _timed_out(timeout)
     except MemoryError:
         reply = {"error": "MemoryError", "memory": True}
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included (§8.3)
@@ -209,7 +214,7 @@ def _call_forked(grade: Any, sample: Any, item: Any, timeout: float, captured: _
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
                 os.kill(pid, signal.SIGKILL)
-                return {"error": f"TimeoutError: grade() exceeded {timeout:g} s", "timeout": True}
+                return _timed_out(timeout)
             chunk = os.read(read_end, 65536)
             if not chunk:
                 break
