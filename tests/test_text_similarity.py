@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,10 @@ def doc_table(title: str) -> dict[str, list[float]]:
 
 
 def test_docs_calibration_tables_are_the_tested_values():
-    """docs/metrics.md Tables A–C carry exactly the values the tests above check against the engine."""
+    """docs/metrics.md Tables A–C carry exactly the values the tests above check against the engine, on these probes."""
+    for doc in (METRICS_DOC, METRICS_DOC.with_name("behaviour.md")):
+        probes = re.findall(r"^\| (P\d) \| `([^`]*)` \| `([^`]*)` \|$", doc.read_text(), re.M)
+        assert {name: (hyp, ref) for name, hyp, ref in probes} == P and len(probes) == len(P), doc.name
     table_a = doc_table("Table A")
     assert table_a.keys() == TABLE_A.keys()
     for scorer, values in TABLE_A.items():
