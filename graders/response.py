@@ -260,11 +260,27 @@ class ResponseFormat:
         return cls(token_usage_format, ERROR_KEYS if error_keys == "observed24" else SCHEMA_ERROR_KEYS)  # type: ignore[arg-type]
 
 
+_FLOATS: dict[float, bytes] = {}
+_FLOAT_CACHE = 1 << 16
+
+
 def _float(x: float) -> bytes:
-    """A float exactly as `json.dumps` writes it (shortest repr; orjson spells exponents differently)."""
-    if math.isfinite(x):
-        return float.__repr__(x).encode()
-    return b"NaN" if x != x else (b"Infinity" if x > 0 else b"-Infinity")
+    """A float exactly as `json.dumps` writes it (shortest repr; orjson spells exponents differently).
+
+    Rewards repeat (0.0, 1.0, a chunk's shared execution time), so texts are cached; zero is not, since 0.0 and
+    -0.0 are equal keys with different texts.
+    """
+    text = _FLOATS.get(x)
+    if text is not None:
+        return text
+    if not x:
+        return b"-0.0" if math.copysign(1.0, x) < 0 else b"0.0"
+    if not math.isfinite(x):
+        return b"NaN" if x != x else (b"Infinity" if x > 0 else b"-Infinity")
+    text = float.__repr__(x).encode()
+    if len(_FLOATS) < _FLOAT_CACHE:
+        _FLOATS[x] = text
+    return text
 
 
 def _value(value: Any) -> bytes:

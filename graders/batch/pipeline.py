@@ -1,0 +1,273 @@
+"""The parallel pipeline: blocks of rows out to shard processes, results back in input order.
+
+Which path a grader takes is decided from its config (a `multi` is walked): model graders and `cosine` stay on the
+parent's event loop, so one limiter holds their concurrency whatever the shard count; python graders and every
+CPU-bound type go to shards. Shards start with `fork` while the parent has no other thread (milliseconds, and
+WordNet or compiled state already loaded is shared), else with `forkserver`; python graders always use
+`forkserver`, so no warm sandbox pool or event loop of the parent is ever inherited. Each shard rebuilds the grader
+from its JSON and options.
+
+Memory is bounded by the window: at most `window` blocks are out (being graded, or graded and waiting for an
+earlier one to be written), whatever the input size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, islice
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import orjson
+
+from .._loop import background_loop
+from ..engine import CompiledGrader
+from ..response import GraderRunResponse, Outcome
+from .cores import available_cores
+from .shard import BlockWorker, ShardSpec, shard_main
+
+PARENT, PYTHON, CPU = "parent", "python", "cpu"
+_PER_SHARD = 2
+"""Blocks queued in each shard, so it never waits for the parent between two blocks."""
+
+
+class BatchError(Exception):
+    """The pipeline cannot run (a shard could not start); the message says why."""
+
+
+def grader_path(config: Any) -> str:
+    """Where a grader runs: `parent` if it (or any sub-grader) calls a model or an embeddings endpoint,
+    `python` if any sub-grader runs user code, else `cpu`."""
+    kind = config.type
+    if kind in ("score_model", "label_model"):
+        return PARENT
+    if kind == "text_similarity" and getattr(config, "evaluation_metric", None) == "cosine":
+        return PARENT
+    if kind == "multi":
+        paths = {grader_path(sub) for sub in config.graders.values()}
+        return PARENT if PARENT in paths else PYTHON if PYTHON in paths else CPU
+    return PYTHON if kind == "python" else CPU
+
+
+def resolve_workers(workers: int | None, compiled: CompiledGrader) -> int:
+    """`workers`, else the `batch.workers` option, else the cores this process may use."""
+    if workers is None:
+        workers = compiled.options.batch.workers
+    if workers is None:
+        workers = available_cores()
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return workers
+
+
+def start_method(path: str) -> str:
+    if path == CPU and threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
+        return "fork"
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+def shard_spec(compiled: CompiledGrader, shards: int, **kwargs: Any) -> ShardSpec:
+    """The spec shards rebuild `compiled` from; python workers are shared out so shards × workers ≈ cores."""
+    python_workers = None
+    if grader_path(compiled.config) == PYTHON:
+        total = compiled.options.python.workers or available_cores()
+        python_workers = max(1, total // shards)
+    return ShardSpec(compiled.source, compiled.options.model_dump(by_alias=True), compiled.context, compiled.name,
+                     python_workers=python_workers, **kwargs)
+
+
+class ShardPool:
+    """`count` shard processes answering block messages; `ordered` hands blocks out and yields results in order."""
+
+    def __init__(self, spec: ShardSpec, count: int, method: str, fallback: BlockWorker | None = None) -> None:
+        self.spec = spec
+        self.ctx = mp.get_context(method)
+        if method == "forkserver":
+            self.ctx.set_forkserver_preload(["graders.batch.shard"])
+        self.fallback = fallback
+        self.procs: list[Any] = [None] * count
+        self.conns: list[Connection | None] = [None] * count
+        for index in range(count):
+            self._start(index)
+        for index in range(count):
+            self._ready(index)
+
+    def _start(self, index: int) -> None:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=shard_main, args=(child, self.spec), name=f"graders-shard-{index}", daemon=True)
+        proc.start()
+        child.close()
+        self.procs[index], self.conns[index] = proc, parent
+
+    def _ready(self, index: int) -> None:
+        conn = self.conns[index]
+        try:
+            kind, text = conn.recv()  # type: ignore[union-attr]
+        except (EOFError, OSError):
+            kind, text = "error", f"the shard process exited (code {self.procs[index].exitcode}) before it was ready"
+        if kind != "ready":
+            self.close()
+            raise BatchError(f"a shard could not build the grader: {text}")
+
+    def ordered(self, messages: Iterator[tuple[Any, ...]], window: int) -> Iterator[tuple[Any, ...]]:
+        """Results of `messages` (`(seq, first_row, first_line, block)`, seq counting from 0) in seq order.
+
+        A shard that dies is restarted and its blocks are sent again; a block on which shards died twice becomes
+        flagged rows (through `fallback`), so the run goes on.
+        """
+        count = len(self.conns)
+        inflight: list[deque[tuple[Any, ...]]] = [deque() for _ in range(count)]
+        attempts: dict[int, int] = {}
+        done: dict[int, tuple[Any, ...]] = {}
+        retry: deque[tuple[Any, ...]] = deque()
+        next_seq = issued = 0
+        exhausted = False
+        while True:
+            while retry or (not exhausted and issued - next_seq < window):
+                free = min(range(count), key=lambda i: len(inflight[i]))
+                if len(inflight[free]) >= _PER_SHARD:
+                    break
+                if retry:
+                    message = retry.popleft()
+                else:
+                    message = next(messages, None)
+                    if message is None:
+                        exhausted = True
+                        break
+                    issued += 1
+                self.conns[free].send(message)  # type: ignore[union-attr]
+                inflight[free].append(message)
+            while next_seq in done:
+                yield done.pop(next_seq)
+                next_seq += 1
+            busy = [self.conns[i] for i in range(count) if inflight[i]]
+            if not busy:
+                if exhausted and not retry:
+                    return
+                continue
+            for conn in wait(busy):
+                index = self.conns.index(conn)  # type: ignore[arg-type]
+                try:
+                    result = conn.recv()  # type: ignore[union-attr]
+                except (EOFError, OSError):
+                    code = self.procs[index].exitcode
+                    self.procs[index].join(1)
+                    self._start(index)
+                    self._ready(index)
+                    for message in inflight[index]:
+                        attempts[message[0]] = attempts.get(message[0], 0) + 1
+                        if attempts[message[0]] >= 2 and self.fallback is not None:
+                            done[message[0]] = self.fallback.failed(*message, reason=f"the shard process grading it died twice (exit code {code})")
+                        else:
+                            retry.append(message)
+                    inflight[index].clear()
+                    continue
+                inflight[index].popleft()
+                done[result[0]] = result
+
+    def close(self) -> None:
+        for conn in self.conns:
+            if conn is not None:
+                try:
+                    conn.send(None)
+                except OSError:
+                    pass
+        for proc in self.procs:
+            if proc is not None:
+                proc.join(2)
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(2)
+        for conn in self.conns:
+            if conn is not None:
+                conn.close()
+
+    def terminate(self) -> None:
+        """Stop now (Ctrl-C): rows in flight are lost; the output holds every row written before."""
+        for proc in self.procs:
+            if proc is not None and proc.is_alive():
+                proc.terminate()
+        for proc in self.procs:
+            if proc is not None:
+                proc.join(2)
+        for conn in self.conns:
+            if conn is not None:
+                conn.close()
+
+
+def local_ordered(worker: BlockWorker, messages: Iterator[tuple[Any, ...]], window: int) -> Iterator[tuple[Any, ...]]:
+    """The in-process path: blocks graded here, in order; for async-native graders up to `window` blocks at once
+    on the background loop (one shared limiter bounds their requests)."""
+    if not worker.async_native:
+        for message in messages:
+            yield worker.process(*message)
+        return
+    loop = background_loop()
+    pending: deque[Any] = deque()
+    for message in messages:
+        pending.append(asyncio.run_coroutine_threadsafe(worker.aprocess(*message), loop))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+# -- run_many / iter_run -------------------------------------------------------------------------------------------
+
+
+def _encode_block(rows: list[Any]) -> bytes | None:
+    """Rows as JSONL for a shard; None when one of them is not plain JSON (that block is graded here)."""
+    try:
+        return b"\n".join([orjson.dumps(row) for row in rows]) + b"\n"
+    except TypeError:
+        return None
+
+
+def iter_parallel(compiled: CompiledGrader, rows: Iterable[Any], workers: int | None, chunk_size: int,
+                  local: Callable[[Iterable[Any], int], Iterator[GraderRunResponse]]) -> Iterator[GraderRunResponse]:
+    """`iter_run` over shards when it pays: more than one worker, a grader that may leave the parent, and more than
+    `batch.parallel_min_rows` rows; otherwise `local` (the in-process path). Responses come in input order."""
+    count = resolve_workers(workers, compiled)
+    path = grader_path(compiled.config)
+    it = iter(rows)
+    threshold = compiled.options.batch.parallel_min_rows
+    head = list(islice(it, threshold))
+    if count == 1 or path == PARENT or len(head) < threshold:
+        yield from local(chain(head, it), chunk_size)
+        return
+    block_rows = max(1, min(chunk_size, compiled.options.batch.block_rows))
+    spec = shard_spec(compiled, count, objects=True)
+    pool = ShardPool(spec, count, start_method(path))
+    fallback = BlockWorker(spec, compiled)
+    local_blocks: dict[int, list[Any]] = {}
+    source = chain(head, it)
+
+    def messages() -> Iterator[tuple[Any, ...]]:
+        seq = row = 0
+        while True:
+            chunk = list(islice(source, block_rows))
+            if not chunk:
+                return
+            block = _encode_block(chunk)
+            if block is None:
+                local_blocks[seq] = chunk
+                block = b""
+            yield seq, row, row + 1, block
+            seq += 1
+            row += len(chunk)
+
+    name, kind, fmt = compiled.name, compiled.type, compiled._fmt
+    try:
+        for seq, _, out, _, _, _ in pool.ordered(messages(), window=count * 4):
+            chunk = local_blocks.pop(seq, None)
+            if chunk is not None:
+                yield from fallback.grade(chunk)
+                continue
+            for reward, elapsed, errors, usage, sampled, subs, details in orjson.loads(out):
+                yield GraderRunResponse(reward, name, kind, elapsed, Outcome(reward, errors, usage, sampled, subs, details), fmt)
+    finally:
+        pool.close()
