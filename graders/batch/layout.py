@@ -200,6 +200,9 @@ def decode_line(raw: bytes, number: int, mapper: RowMapper | None) -> tuple[Any,
             return RequestError("row", f"line {number}: {exc}"), ident, source
     try:
         ident = mapper.ident(value)
+    except RowError as exc:
+        return RequestError("row", f"line {number}: {exc}"), None, source
+    try:
         return mapper.row(value), ident, source
     except (RowError, ValueError, TypeError) as exc:
-        return RequestError("row", f"line {number}: {exc}"), None, source
+        return RequestError("row", f"line {number}: {exc}"), ident, source
