@@ -229,14 +229,19 @@ def _encode_block(rows: list[Any]) -> bytes | None:
 
 def iter_parallel(compiled: CompiledGrader, rows: Iterable[Any], workers: int | None, chunk_size: int,
                   local: Callable[[Iterable[Any], int], Iterator[GraderRunResponse]]) -> Iterator[GraderRunResponse]:
-    """`iter_run` over shards when it pays: more than one worker, a grader that may leave the parent, and more than
-    `batch.parallel_min_rows` rows; otherwise `local` (the in-process path). Responses come in input order."""
+    """`iter_run` over shards when it pays: more than one worker, a CPU-bound grader, and more than
+    `batch.parallel_min_rows` rows; otherwise `local` (the in-process path). Responses come in input order.
+
+    Python graders stay here: the parent's sandbox pool already grades on every core, and handing in-memory rows
+    to shards and their outcomes back cost more than it saved (measured by benchmarks/bench_batch.py). In
+    `graders batch`, where shards also decode and encode the lines, they do go to shards.
+    """
     count = resolve_workers(workers, compiled)
     path = grader_path(compiled.config)
     it = iter(rows)
     threshold = compiled.options.batch.parallel_min_rows
     head = list(islice(it, threshold))
-    if count == 1 or path == PARENT or len(head) < threshold:
+    if count == 1 or path != CPU or len(head) < threshold:
         yield from local(chain(head, it), chunk_size)
         return
     block_rows = max(1, min(chunk_size, compiled.options.batch.block_rows))
