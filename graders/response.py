@@ -311,7 +311,7 @@ class ResponseEncoder:
     without errors are encoded once, and a failed row's errors object is written straight from its set flags.
     """
 
-    __slots__ = ("_fmt", "_head", "_no_errors", "_keys", "_defaults", "_labels")
+    __slots__ = ("_fmt", "_head", "_no_errors", "_keys", "_labels", "_plain")
 
     def __init__(self, name: str, type: str, fmt: ResponseFormat) -> None:
         self._fmt = fmt
@@ -319,6 +319,9 @@ class ResponseEncoder:
         self._keys = [(k, _value(k) + b":", b"null" if k in TEXT_ERROR_KEYS else b"false") for k in fmt.error_keys]
         self._no_errors = b"{" + b",".join(q + d for _, q, d in self._keys) + b"}"
         self._labels: dict[str, bytes] = {}
+        # A clean row without sub-rewards or usage: everything but the two numbers is constant.
+        self._plain = (self._head + self._no_errors + b',"execution_time":',
+                       b',"scores":{},"token_usage":null,"sampled_model_name":null},"sub_rewards":{},"model_grader_token_usage_per_model":{}}')
 
     def errors(self, set_: dict[str, Any] | None) -> bytes:
         """The errors object: every key of the format in order, set values from `set_`, defaults elsewhere."""
@@ -341,6 +344,10 @@ class ResponseEncoder:
     def encode(self, response: GraderRunResponse, *, include_details: bool = False) -> bytes:
         """One response as JSON bytes (no newline)."""
         outcome = response.outcome
+        elapsed = response.execution_time
+        if not (outcome.errors or outcome.sub_rewards or outcome.usage or include_details) and outcome.sampled_model_name is None and elapsed.__class__ is float:
+            head, tail = self._plain
+            return b'{"reward":' + _float(float(response.reward)) + head + _float(elapsed) + tail
         scores = self._scores(outcome.sub_rewards)
         if outcome.usage:
             per_model = _value(response.model_grader_token_usage_per_model)

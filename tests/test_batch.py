@@ -495,3 +495,29 @@ def test_report_opens_in_headless_chromium_without_console_errors(tmp_path):
     finally:
         driver.quit()
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_a_forced_bar_shows_rows_per_second_and_errors(tmp_path):
+    data = tmp_path / "rows.jsonl"
+    write_rows(data, 3000)
+    proc = subprocess.run(graders_cmd("batch", MULTI, str(data), "--out", str(tmp_path / "o.jsonl"), "--progress", "bar", "-o", "batch.block_bytes=2048"),
+                          cwd=ROOT, capture_output=True, check=True)
+    assert b"rows/s" in proc.stderr and b"0 errors" in proc.stderr and b"\r" in proc.stderr and b"100%" in proc.stderr
+
+
+def test_stdin_input_is_graded_and_never_resumed(tmp_path):
+    data = tmp_path / "rows.jsonl"
+    write_rows(data, 20)
+    out = tmp_path / "o.jsonl"
+    cmd = graders_cmd("batch", EXACT, "-", "--out", str(out), "--quiet")
+    assert subprocess.run(cmd, cwd=ROOT, input=data.read_bytes(), capture_output=True).returncode == 0
+    assert len(out.read_text().splitlines()) == 20
+    again = subprocess.run(cmd, cwd=ROOT, input=data.read_text(), capture_output=True, text=True)
+    assert again.returncode == 2 and "stdin, which cannot be resumed" in again.stderr
+
+
+def test_zero_workers_is_refused_naming_the_option(tmp_path, capsys):
+    data = tmp_path / "rows.jsonl"
+    write_rows(data, 2)
+    assert cli("batch", EXACT, str(data), "--workers", "0")[0] == 2
+    assert "workers must be at least 1" in capsys.readouterr().err

@@ -30,6 +30,7 @@ class Progress:
         if mode == "bar":
             from tqdm import tqdm
 
+            tqdm.monitor_interval = 0  # no monitor thread: a shard restarted later may still start with fork
             self._bar = tqdm(total=self.total, unit="B", unit_scale=True, unit_divisor=1024, file=self.stream, dynamic_ncols=True,
                              bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
 

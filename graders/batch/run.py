@@ -125,10 +125,7 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
         pool: ShardPool | None = None
         if count > 1 and path != PARENT:
             spec = shard_spec(compiled, count, **spec_kwargs)
-            fallback = BlockWorker(spec, CompiledGrader(job.grader, job.options.with_values({"explain": True}) if report else job.options, context=job.context))
-            fallback.compiled.name = compiled.name
-            stack.callback(fallback.close)
-            pool = ShardPool(spec, count, start_method(path), fallback)
+            pool = ShardPool(spec, count, start_method(path), BlockWorker(spec, compiled))
             results = pool.ordered(messages(all_blocks), window=count * 4)
         else:
             spec = shard_spec(compiled, 1, **spec_kwargs)
