@@ -115,9 +115,11 @@ def test_small_inputs_stay_in_process():
 def test_large_inputs_use_shards_and_stop_them():
     compiled = graders.compile(json.loads(Path(EXACT).read_text()), graders.Options().with_values({"batch.parallel_min_rows": 50}))
     it = compiled.iter_run(({"model_sample": "Paris", "item": {"answer": "Paris"}} for _ in range(5000)), workers=2)
+    assert sum(next(it).reward for _ in range(50)) == 50
+    assert [p for p in multiprocessing.active_children() if p.name.startswith("graders-shard")] == []
     next(it)
     assert len([p for p in multiprocessing.active_children() if p.name.startswith("graders-shard")]) == 2
-    assert sum(r.reward for r in it) == 4999
+    assert sum(r.reward for r in it) == 4949
     assert [p for p in multiprocessing.active_children() if p.name.startswith("graders-shard")] == []
 
 
@@ -521,3 +523,23 @@ def test_zero_workers_is_refused_naming_the_option(tmp_path, capsys):
     write_rows(data, 2)
     assert cli("batch", EXACT, str(data), "--workers", "0")[0] == 2
     assert "workers must be at least 1" in capsys.readouterr().err
+
+
+def test_model_graders_share_one_limiter_on_the_parent(tmp_path):
+    from servers.chat_server import RunningServer
+
+    judge = {"type": "score_model", "name": "judge", "model": "m1",
+             "input": [{"role": "user", "content": "Answer: {{ sample.output_text }} #script {{ item.script }}"}]}
+    grader = tmp_path / "g.json"
+    grader.write_text(json.dumps({"type": "multi", "name": "mixed", "graders": {"judge": judge, "exact": json.loads(Path(EXACT).read_text())},
+                                  "calculate_output": "judge + exact"}))
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"model_sample": "Paris", "item": {"answer": "Paris", "script": {"result": 0.5}}}) + "\n" for _ in range(120)))
+    with RunningServer("--latency", "0.02") as server:
+        code, _ = cli("batch", str(grader), str(data), "--out", str(tmp_path / "o.jsonl"), "--quiet", "--workers", "2", "--summary", str(tmp_path / "s.json"),
+                      "-o", f"models.base_url={server.base_url}", "-o", "models.max_concurrency=3", "-o", "batch.parallel_min_rows=1", "-o", "batch.block_bytes=1024")
+        stats = server.stats()
+    assert code == 0 and stats["requests"] == 120 and stats["max_in_flight"] == 3
+    assert [json.loads(line)["reward"] for line in (tmp_path / "o.jsonl").read_text().splitlines()] == [1.5] * 120
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["token_usage"] and all(u["total_tokens"] > 0 for u in summary["token_usage"].values())

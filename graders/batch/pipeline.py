@@ -31,6 +31,7 @@ from .cores import available_cores
 from .shard import BlockWorker, ShardSpec, shard_main
 
 PARENT, PYTHON, CPU = "parent", "python", "cpu"
+_END = object()
 _PER_SHARD = 2
 """Blocks queued in each shard, so it never waits for the parent between two blocks."""
 
@@ -230,7 +231,8 @@ def _encode_block(rows: list[Any]) -> bytes | None:
 def iter_parallel(compiled: CompiledGrader, rows: Iterable[Any], workers: int | None, chunk_size: int,
                   local: Callable[[Iterable[Any], int], Iterator[GraderRunResponse]]) -> Iterator[GraderRunResponse]:
     """`iter_run` over shards when it pays: more than one worker, a CPU-bound grader, and more than
-    `batch.parallel_min_rows` rows; otherwise `local` (the in-process path). Responses come in input order.
+    `batch.parallel_min_rows` rows (those first rows are graded by `local`, the in-process path, and so is
+    everything else). Responses come in input order.
 
     Python graders stay here: the parent's sandbox pool already grades on every core, and handing in-memory rows
     to shards and their outcomes back cost more than it saved (measured by benchmarks/bench_batch.py). In
@@ -239,11 +241,15 @@ def iter_parallel(compiled: CompiledGrader, rows: Iterable[Any], workers: int | 
     count = resolve_workers(workers, compiled)
     path = grader_path(compiled.config)
     it = iter(rows)
-    threshold = compiled.options.batch.parallel_min_rows
-    head = list(islice(it, threshold))
-    if count == 1 or path != CPU or len(head) < threshold:
-        yield from local(chain(head, it), chunk_size)
+    if count == 1 or path != CPU:
+        yield from local(it, chunk_size)
         return
+    # The first rows are graded here, as lazily as the in-process path; shards start only if more rows follow.
+    yield from local(islice(it, compiled.options.batch.parallel_min_rows), chunk_size)
+    first = next(it, _END)
+    if first is _END:
+        return
+    head = [first]
     block_rows = max(1, min(chunk_size, compiled.options.batch.block_rows))
     spec = shard_spec(compiled, count, objects=True)
     pool = ShardPool(spec, count, start_method(path))
