@@ -10,7 +10,8 @@ For 1 M `string_check` rows and 100 k rows each of `rouge_l`, `bleu`, `meteor`, 
 each a fresh process (interpreter start-up, imports and compile included in every figure), and the ratios the
 targets are stated in. Then peak RSS of `graders batch` at 100 k and 1 M rows, python graders through `run_many`
 against an unsandboxed `multiprocessing.Pool(N).map(grade_row, rows, chunksize=100)` over the same in-memory rows,
-and `run_many` at 200 k rows with the garbage collector on and off.
+`run_many` at 200 k rows with the garbage collector on and off, and how long shards take to start with `fork` and
+with `forkserver`.
 
 Targets (2 cores): 1 → N workers >= 1.8x for every CPU-bound grader; `graders batch` <= 0.55x the hand loop and
 no slower than the Pool loop; python through `run_many` >= 0.5x the unsandboxed Pool; RSS at 1 M within 10 % of
@@ -211,6 +212,22 @@ def gc_effect(n: int) -> None:
           + f"; on/off {figures['gc on'] / figures['gc off']:.2f}x")
 
 
+def startup_cost(cores: int) -> None:
+    """Time until `cores` shards are ready, per start method (fork shares what the parent loaded; forkserver
+    imports and builds everything in each shard)."""
+    from graders.batch.pipeline import ShardPool, shard_spec
+
+    figures = []
+    for name in ("string_check", "meteor"):
+        compiled = graders.compile(GRADERS[name][0])
+        for method in ("fork", "forkserver"):
+            start = time.perf_counter()
+            pool = ShardPool(shard_spec(compiled, cores), cores, method)
+            figures.append(f"{name} {method} {(time.perf_counter() - start) * 1000:.0f} ms")
+            pool.close()
+    print(f"\nshard start-up, {cores} shards until ready: " + ", ".join(figures))
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--rss":
         proc = subprocess.run(sys.argv[3:])
@@ -260,6 +277,7 @@ def main() -> None:
             allowance = (large - small) * 8 / 1024
             print(f"\npeak RSS of graders batch (largest process), string_check: {small} rows {small_rss / 1024:.1f} MiB, {large} rows "
                   f"{large_rss / 1024:.1f} MiB; growth beyond 8 B/row: {(large_rss - small_rss - allowance) / small_rss * 100:+.1f} % (target <= 10 %)")
+    startup_cost(cores)
     if "python" in names:
         python_vs_pool(max(1000, int(100_000 * args.scale)), cores)
     gc_effect(max(1000, int(200_000 * args.scale)))
