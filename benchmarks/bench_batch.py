@@ -216,13 +216,15 @@ def startup_cost(cores: int) -> None:
     """Time until `cores` shards are ready, per start method (fork shares what the parent loaded; forkserver
     imports and builds everything in each shard)."""
     from graders.batch.pipeline import ShardPool, shard_spec
+    from graders.batch.shard import BlockWorker
 
     figures = []
     for name in ("string_check", "meteor"):
         compiled = graders.compile(GRADERS[name][0])
         for method in ("fork", "forkserver"):
             start = time.perf_counter()
-            pool = ShardPool(shard_spec(compiled, cores), cores, method)
+            spec = shard_spec(compiled, cores)
+            pool = ShardPool(spec, cores, method, BlockWorker(spec, compiled))
             figures.append(f"{name} {method} {(time.perf_counter() - start) * 1000:.0f} ms")
             pool.close()
     print(f"\nshard start-up, {cores} shards until ready: " + ", ".join(figures))

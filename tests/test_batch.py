@@ -543,3 +543,14 @@ def test_model_graders_share_one_limiter_on_the_parent(tmp_path):
     assert [json.loads(line)["reward"] for line in (tmp_path / "o.jsonl").read_text().splitlines()] == [1.5] * 120
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["token_usage"] and all(u["total_tokens"] > 0 for u in summary["token_usage"].values())
+
+
+def test_a_shard_that_dies_is_replaced_and_its_blocks_graded_again():
+    compiled = graders.compile(json.loads(Path(MULTI).read_text()), graders.Options().with_values({"batch.parallel_min_rows": 10, "batch.block_rows": 50}))
+    rows = [{"model_sample": ANSWERS[i % 5], "item": {"answer": "Paris"}} for i in range(20000)]
+    it = compiled.iter_run(rows, workers=2)
+    got = [next(it).reward for _ in range(100)]
+    victim = next(p for p in multiprocessing.active_children() if p.name.startswith("graders-shard"))
+    os.kill(victim.pid, signal.SIGKILL)
+    got += [r.reward for r in it]
+    assert got == [r.reward for r in compiled.run_many(rows, workers=1)]

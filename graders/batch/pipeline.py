@@ -84,7 +84,7 @@ def shard_spec(compiled: CompiledGrader, shards: int, **kwargs: Any) -> ShardSpe
 class ShardPool:
     """`count` shard processes answering block messages; `ordered` hands blocks out and yields results in order."""
 
-    def __init__(self, spec: ShardSpec, count: int, method: str, fallback: BlockWorker | None = None) -> None:
+    def __init__(self, spec: ShardSpec, count: int, method: str, fallback: BlockWorker) -> None:
         self.spec = spec
         self.ctx = mp.get_context(method)
         if method == "forkserver":
@@ -161,7 +161,7 @@ class ShardPool:
                     self._ready(index)
                     for message in inflight[index]:
                         attempts[message[0]] = attempts.get(message[0], 0) + 1
-                        if attempts[message[0]] >= 2 and self.fallback is not None:
+                        if attempts[message[0]] >= 2:
                             done[message[0]] = self.fallback.failed(*message, reason=f"the shard process grading it died twice (exit code {code})")
                         else:
                             retry.append(message)
@@ -252,8 +252,8 @@ def iter_parallel(compiled: CompiledGrader, rows: Iterable[Any], workers: int | 
     head = [first]
     block_rows = max(1, min(chunk_size, compiled.options.batch.block_rows))
     spec = shard_spec(compiled, count, objects=True)
-    pool = ShardPool(spec, count, start_method(path))
     fallback = BlockWorker(spec, compiled)
+    pool = ShardPool(spec, count, start_method(path), fallback)
     local_blocks: dict[int, list[Any]] = {}
     source = chain(head, it)
 

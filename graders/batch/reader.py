@@ -22,6 +22,8 @@ _WS_LINE_STARTS = (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\x0b", b"\n\x0c")
 def count_rows(block: bytes) -> int:
     """Non-blank lines in a block of whole lines (a fast path when no line can be blank)."""
     lines = block.count(b"\n")
+    if block[:1] == b"{" and block.count(b"\n{") == lines - (block[-1:] == b"\n"):  # every line an object
+        return lines
     if block[:1] in b" \t\r\n\x0b\x0c" or any(s in block for s in _WS_LINE_STARTS):
         return sum(1 for line in block.split(b"\n")[:lines] if line and not line.isspace())
     return lines
