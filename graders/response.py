@@ -142,6 +142,44 @@ class Outcome:
         return ", ".join(k for k in FLAG_KEYS if self.errors.get(k))
 
 
+@dataclass(slots=True)
+class Merged:
+    """Several outcomes' flags, texts, usage and sampled model combined (§11.4); the score is the caller's."""
+
+    errors: dict[str, Any] | None
+    error_lines: list[str]
+    usage: dict[str, Usage] | None
+    sampled_model_name: str | None
+
+
+def merge_outcomes(outcomes: dict[str, Outcome], *, first_sampled_model: bool = True) -> Merged:
+    """§11.4 for `multi`: every flag any sub-grader set; each text key as one `"<key>: <text>"` line per failing
+    sub-grader, joined by newlines (U43); usage summed per model; the first sub-grader's sampled model in key
+    order, or none (U44)."""
+    errors: dict[str, Any] | None = None
+    lines: list[str] = []
+    usage: dict[str, Usage] | None = None
+    sampled: str | None = None
+    for key, o in outcomes.items():
+        if o.errors:
+            errors = errors if errors is not None else {}
+            for flag in FLAG_KEYS:
+                if o.errors.get(flag):
+                    errors[flag] = True
+                    text_key = DETAILS_KEY.get(flag)
+                    text = o.errors.get(text_key) if text_key else None
+                    if text_key and text is not None:
+                        errors[text_key] = f"{errors[text_key]}\n{key}: {text}" if text_key in errors else f"{key}: {text}"
+            lines.append(f"{key}: {o.error_text()}")
+        if o.usage:
+            usage = usage if usage is not None else {}
+            for model, u in o.usage.items():
+                add_usage(usage, model, u)
+        if sampled is None and o.sampled_model_name and first_sampled_model:
+            sampled = o.sampled_model_name
+    return Merged(errors, lines, usage, sampled)
+
+
 class GraderRunResponse:
     """`GraderRunResponse` (spec §3.2): `model_dump()` is the exact wire JSON with the observed key order.
 

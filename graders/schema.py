@@ -7,13 +7,13 @@ live in `validation`; parse a config through `validation.parse_grader`, not thes
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 GraderType = Literal["string_check", "text_similarity", "python", "score_model", "label_model", "multi"]
 
-GRADER_TYPES: tuple[str, ...] = ("string_check", "text_similarity", "python", "score_model", "label_model", "multi")
+GRADER_TYPES: tuple[str, ...] = get_args(GraderType)
 
 # §4: where each type is allowed.
 TOP_LEVEL_TYPES: tuple[str, ...] = ("string_check", "text_similarity", "python", "score_model", "multi")
@@ -34,6 +34,7 @@ SimilarityMetric = Literal[
     "rouge_5",
     "rouge_l",
 ]
+SIMILARITY_METRICS: tuple[str, ...] = get_args(SimilarityMetric)
 Role = Literal["user", "assistant", "system", "developer"]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .errors import TemplateError
 from .namespaces import ModelSample, Namespaces, json_type
 from .options import TemplateOptions
 
@@ -27,15 +28,6 @@ _BRACES = re.compile(r"\{\{((?:(?!\{\{).)*?)\}\}", re.S)
 _STRICT = re.compile(r"\s*(item|sample)((?:\.[^.\[\]{}\s]+|\[\d+\])+)\s*")
 _EXTENDED = re.compile(r"""\s*(item|sample)((?:\.[^.\[\]{}\s]+|\[-?\d+\]|\["[^"]*"\]|\['[^']*'\])+)\s*""")
 _SEGMENT = re.compile(r"""\.([^.\[\]{}\s]+)|\[(-?\d+)\]|\["([^"]*)"\]|\['([^']*)'\]""")
-
-
-class TemplateError(Exception):
-    """A reference that cannot be rendered for this sample; `flag` is the error key to set (§5.5)."""
-
-    def __init__(self, flag: str, details: str) -> None:
-        super().__init__(details)
-        self.flag = flag
-        self.details = details
 
 
 class Ref:
@@ -200,7 +192,7 @@ class Template:
     def resolve(self, ref: Ref | BadRef, ns: Namespaces) -> Any:
         """The value a reference points at (§5.1), or `TemplateError` naming the reference and the failing step."""
         if ref.__class__ is BadRef:
-            raise TemplateError("invalid_variable_error", f"invalid reference {ref.text}: {ref.reason}")  # type: ignore[union-attr]
+            raise TemplateError(f"invalid reference {ref.text}: {ref.reason}")  # type: ignore[union-attr]
         node: Any = ns.item if ref.root == "item" else ns.sample  # type: ignore[union-attr]
         steps = ref.steps  # type: ignore[union-attr]
         for i, step in enumerate(steps):
@@ -224,7 +216,7 @@ class Template:
                     problem = f"cannot read key '{step}' from {json_type(node)}"
             raise self._unresolved(ref, i, problem, ns)  # type: ignore[arg-type]
         if node is None and self._null_missing:
-            raise TemplateError("invalid_variable_error", f"{ref.text}: the value is null (template.null_is_missing)")  # type: ignore[union-attr]
+            raise TemplateError(f"{ref.text}: the value is null (template.null_is_missing)")  # type: ignore[union-attr]
         return node
 
     def _unresolved(self, ref: Ref, index: int, problem: str, ns: Namespaces) -> TemplateError:
@@ -238,7 +230,7 @@ class Template:
         ):
             flag = self._json_flag
             problem += " (sample.output_json is null: the model sample is not valid JSON)"
-        return TemplateError(flag, f"{ref.text} cannot be resolved at '{where}': {problem}")
+        return TemplateError(f"{ref.text} cannot be resolved at '{where}': {problem}", flag)
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"

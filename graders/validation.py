@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from .errors import GraderValidationError
 from .formula import IDENTIFIER, FormulaParseError, parse_formula
 from .namespaces import json_type
 from .options import Options
@@ -56,25 +57,6 @@ _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 def generate_name() -> str:
     """§3.4: `grader-` plus 12 characters from [A-Za-z0-9], new on every request."""
     return "grader-" + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(12))
-
-
-class GraderValidationError(ValueError):
-    """An invalid grader config or request: HTTP 400 with the OpenAI error envelope (§12.1)."""
-
-    status_code = 400
-
-    def __init__(self, message: str, param: str | None, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-        self.type = "invalid_request_error"
-
-    def envelope(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-    def __str__(self) -> str:
-        return f"{self.status_code}: {self.message}"
 
 
 def _join(prefix: str, key: str | int) -> str:
@@ -231,7 +213,7 @@ def _check_labels(config: GraderConfig, path: str, options: Options) -> None:
         return
     if not config.labels:
         raise invalid_value(_join(path, "labels"), "must contain at least one label.")
-    if options.validate_.label_subset_check:
+    if options.validate.label_subset_check:
         known = set(config.labels)
         for i, label in enumerate(config.passing_labels):
             if label not in known:
@@ -360,7 +342,7 @@ def _unknown_fields(model: BaseModel, path: str) -> Iterator[str]:
 
 
 def _check_strict(config: GraderConfig, path: str, options: Options, context: Context) -> None:
-    v = options.validate_
+    v = options.validate
     if v.unknown_fields == "reject":
         for where in _unknown_fields(config, path):  # type: ignore[arg-type]
             raise GraderValidationError(f"Unknown parameter: '{where}'.", where, "unknown_parameter")
@@ -437,10 +419,10 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
         _check_multi(node, path, options)  # 6
     for path, node in tree:
         _check_python_limits(node, path, options)  # 7
-    if options.validate_.python_compile_check:
+    if options.validate.python_compile_check:
         for path, node in tree:
             _check_python_source(node, path)  # 8
-    if options.validate_.template_syntax:
+    if options.validate.template_syntax:
         for path, node in tree:
             _check_templates(node, path, options)  # 9
     for path, node in tree:
@@ -453,7 +435,7 @@ def validate(grader: Any, options: Options | None = None, *, context: Context = 
     options = options or Options()
     parse_grader(grader, options, context=context)
     echo = copy.deepcopy(dict(grader))
-    if options.validate_.name_sub_graders and echo.get("type") == "multi":
+    if options.validate.name_sub_graders and echo.get("type") == "multi":
         for sub in echo["graders"].values():
             if "name" not in sub:
                 sub["name"] = generate_name()

@@ -124,10 +124,14 @@ def test_console_script_entry_point():
     assert json.loads(proc.stdout)["reward"] == 1.0
 
 
-def test_readme_options_table_matches_the_code():
+def test_readme_options_table_matches_the_code(monkeypatch):
+    """The README lists the defaults as an empty environment gives them (`HOME='~'` keeps paths generic)."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADERS_PYTHON_TIMEOUT", "GRADERS_PYTHON_MEMORY_MB", "GRADERS_IMAGES_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", "~")
     readme = (ROOT / "README.md").read_text()
     code, table = cli("options", "--markdown")
-    assert table.strip() in readme, "regenerate with: graders options --markdown"
+    assert table.strip() in readme, "regenerate with: env -i PATH=\"$PATH\" HOME='~' graders options --markdown"
 
 
 def test_ci_runs_the_readme_test_command():

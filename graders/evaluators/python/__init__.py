@@ -21,8 +21,8 @@ from ...namespaces import ModelSample, Namespaces
 from ...options import Options
 from ...response import Outcome
 from ...schema import PythonGrader
-from ..base import Evaluator
-from .images import ImageNotInstalled, resolve_interpreter
+from ...resources.images import ImageNotInstalled, resolve_interpreter
+from ..base import AsyncEvaluator
 from .pool import Failure, Pool, get_pool
 from .sandbox import SandboxSpec, SandboxUnavailable
 
@@ -87,9 +87,8 @@ def _encode_rows(batch: Sequence[Namespaces]) -> tuple[list[bytes], list[tuple[i
     return rows, unsendable
 
 
-class PythonEvaluator(Evaluator):
+class PythonEvaluator(AsyncEvaluator):
     type = "python"
-    async_native = True
 
     def __init__(self, config: PythonGrader, options: Options) -> None:
         super().__init__(config, options)
