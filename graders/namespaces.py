@@ -233,7 +233,7 @@ def build_namespaces(
             raise RequestError(
                 "Invalid value for 'sample': give either 'model_sample' or 'sample', not both.", "sample", "invalid_value"
             )
-        return Namespaces(structured_sample(sample, opts), item)  # type: ignore[arg-type]
+        return Namespaces(structured_sample(sample, opts), item)
     if not isinstance(model_sample, str):
         if model_sample is None:
             raise RequestError("Missing required parameter: 'model_sample'.", "model_sample", "missing_required_parameter")
@@ -241,4 +241,4 @@ def build_namespaces(
             f"Invalid type for 'model_sample': expected a string, but got {json_type(model_sample)} instead.",
             "model_sample",
         )
-    return Namespaces(ModelSample(model_sample, opts), item)  # type: ignore[arg-type]
+    return Namespaces(ModelSample(model_sample, opts), item)

@@ -56,7 +56,7 @@ def from_env(factory: Callable[[], Any], *, gt: float | None = None, path: bool 
 
 def group(cls: Callable[[], T]) -> T:
     """A nested group of options, defaulting to its own defaults."""
-    return dataclasses.field(default_factory=cls)  # type: ignore[no-any-return]
+    return dataclasses.field(default_factory=cls)
 
 
 _group = dataclasses.dataclass(frozen=True)

@@ -252,8 +252,13 @@ class GraderRunResponse:
             "sampled_model_name": self.outcome.sampled_model_name,
         }
 
-    def model_dump(self, mode: str = "json", *, include_details: bool = False) -> dict[str, Any]:
-        """The wire dict in the §3.2 key order; `include_details` appends the local trace under `"details"`."""
+    def model_dump(self, *, mode: Literal["json", "python"] | str = "python", include_details: bool = False) -> dict[str, Any]:
+        """The wire dict in the §3.2 key order; `include_details` appends the local trace under `"details"`.
+
+        `mode` is pydantic's: the wire fields are plain JSON values either way; in `"json"` mode the local trace
+        is made JSON-safe too (tuples to lists, other objects to their repr), in `"python"` mode it is copied as is.
+        """
+        mode = _check_mode(mode)
         out = {
             "reward": float(self.reward),
             "metadata": self.metadata,
@@ -261,24 +266,33 @@ class GraderRunResponse:
             "model_grader_token_usage_per_model": self.model_grader_token_usage_per_model,
         }
         if include_details:
-            out["details"] = _jsonable(self.details)
+            out["details"] = _dump(self.details, mode)
         return out
 
     def model_dump_json(self, *, indent: int | None = None, include_details: bool = False) -> str:
-        return json.dumps(self.model_dump(include_details=include_details), indent=indent, ensure_ascii=False)
+        """`model_dump(mode="json")` as a JSON string (non-ASCII kept)."""
+        return json.dumps(self.model_dump(mode="json", include_details=include_details), indent=indent, ensure_ascii=False)
 
     def __repr__(self) -> str:
         flags = [k for k in FLAG_KEYS if (self.outcome.errors or {}).get(k)]
         return f"GraderRunResponse(reward={self.reward!r}, name={self.name!r}, type={self.type!r}, errors={flags})"
 
 
-def _jsonable(value: Any) -> Any:
-    """Local trace data made JSON-safe (tuples to lists, unknown objects to their repr)."""
+def _check_mode(mode: str) -> str:
+    if mode not in ("json", "python"):
+        raise ValueError(f"mode must be 'json' or 'python', got {mode!r}")
+    return mode
+
+
+def _dump(value: Any, mode: str) -> Any:
+    """A copy of local trace data; in json mode made JSON-safe (tuples to lists, unknown objects to their repr)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
+        return {(str(k) if mode == "json" else k): _dump(v, mode) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dump(v, mode) for v in value]
+    if isinstance(value, tuple):
+        return [_dump(v, mode) for v in value] if mode == "json" else tuple(_dump(v, mode) for v in value)
+    if mode == "python" or value is None or isinstance(value, (str, int, float, bool)):
         return value
     return repr(value)
 
@@ -301,8 +315,9 @@ class GraderValidateResponse:
 
     grader: dict[str, Any] = field(default_factory=dict)
 
-    def model_dump(self, mode: str = "json") -> dict[str, Any]:
-        return {"grader": self.grader}
+    def model_dump(self, *, mode: Literal["json", "python"] | str = "python") -> dict[str, Any]:
+        """`{"grader": echo}`, a copy; `mode` as in pydantic (json mode makes any non-JSON value JSON-safe)."""
+        return {"grader": _dump(self.grader, _check_mode(mode))}
 
     def model_dump_json(self, *, indent: int | None = None) -> str:
-        return json.dumps(self.model_dump(), indent=indent, ensure_ascii=False)
+        return json.dumps(self.model_dump(mode="json"), indent=indent, ensure_ascii=False)

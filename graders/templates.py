@@ -151,12 +151,14 @@ class Template:
                 return value if value.__class__ is str else to_text(value)
 
             return render_one
-        pieces = tuple((True, p) if isinstance(p, str) else (False, self._getter(p)) for p in self.parts)
+        pieces: tuple[str | Callable[[Namespaces], Any], ...] = tuple(
+            p if isinstance(p, str) else self._getter(p) for p in self.parts
+        )
 
         def render_mixed(ns: Namespaces) -> str:
-            out = []
-            for literal, piece in pieces:
-                if literal:
+            out: list[str] = []
+            for piece in pieces:
+                if isinstance(piece, str):
                     out.append(piece)
                 else:
                     value = piece(ns)
@@ -175,7 +177,7 @@ class Template:
         null_missing = self._null_missing
 
         def get(ns: Namespaces) -> Any:
-            node = ns.item if from_item else ns.sample
+            node: Any = ns.item if from_item else ns.sample
             try:
                 for step in steps:
                     if step.__class__ is int and node.__class__ is not list:
@@ -191,13 +193,12 @@ class Template:
 
     def resolve(self, ref: Ref | BadRef, ns: Namespaces) -> Any:
         """The value a reference points at (§5.1), or `TemplateError` naming the reference and the failing step."""
-        if ref.__class__ is BadRef:
-            raise TemplateError(f"invalid reference {ref.text}: {ref.reason}")  # type: ignore[union-attr]
-        node: Any = ns.item if ref.root == "item" else ns.sample  # type: ignore[union-attr]
-        steps = ref.steps  # type: ignore[union-attr]
-        for i, step in enumerate(steps):
-            if step.__class__ is int:
-                if node.__class__ is list and -len(node) <= step < len(node):  # type: ignore[operator]
+        if isinstance(ref, BadRef):
+            raise TemplateError(f"invalid reference {ref.text}: {ref.reason}")
+        node: Any = ns.item if ref.root == "item" else ns.sample
+        for i, step in enumerate(ref.steps):
+            if isinstance(step, int):
+                if node.__class__ is list and -len(node) <= step < len(node):
                     node = node[step]
                     continue
                 problem = (
@@ -214,9 +215,9 @@ class Template:
                     problem = f"key '{step}' not found"
                 else:
                     problem = f"cannot read key '{step}' from {json_type(node)}"
-            raise self._unresolved(ref, i, problem, ns)  # type: ignore[arg-type]
+            raise self._unresolved(ref, i, problem, ns)
         if node is None and self._null_missing:
-            raise TemplateError(f"{ref.text}: the value is null (template.null_is_missing)")  # type: ignore[union-attr]
+            raise TemplateError(f"{ref.text}: the value is null (template.null_is_missing)")
         return node
 
     def _unresolved(self, ref: Ref, index: int, problem: str, ns: Namespaces) -> TemplateError:

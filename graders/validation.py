@@ -10,7 +10,7 @@ import ast
 import copy
 import secrets
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -27,10 +27,14 @@ from .schema import (
     MULTI_SUB_TYPES,
     TOP_LEVEL_TYPES,
     GraderConfig,
+    InputImage,
+    InputText,
     LabelModelGrader,
     MultiGrader,
+    OutputText,
     PythonGrader,
     ScoreModelGrader,
+    StringCheckGrader,
     TextSimilarityGrader,
 )
 from .templates import compile_template
@@ -262,7 +266,7 @@ def python_source_problem(source: str) -> str | None:
         return f"the source does not compile: {exc.msg} (line {exc.lineno})."
     except ValueError as exc:  # e.g. NUL bytes
         return f"the source does not compile: {exc}."
-    defined = None
+    defined: ast.stmt | None = None
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "grade":
             defined = node
@@ -289,7 +293,12 @@ def _bound_names(node: ast.stmt) -> set[str]:
         return {node.name}
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         return {(a.asname or a.name).split(".")[0] for a in node.names}
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[union-attr]
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    else:
+        return set()
     return {t.id for t in targets if isinstance(t, ast.Name)}
 
 
@@ -302,9 +311,9 @@ def _check_python_source(config: GraderConfig, path: str) -> None:
 
 def templated_fields(config: GraderConfig) -> Iterator[tuple[str, str]]:
     """(relative path, template text) for every templated field of one grader (§5.2)."""
-    if config.type in ("string_check", "text_similarity"):
-        yield "input", config.input  # type: ignore[union-attr]
-        yield "reference", config.reference  # type: ignore[union-attr]
+    if isinstance(config, (StringCheckGrader, TextSimilarityGrader)):
+        yield "input", config.input
+        yield "reference", config.reference
     elif isinstance(config, (ScoreModelGrader, LabelModelGrader)):
         for i, message in enumerate(config.input):
             base = f"input[{i}].content"
@@ -314,12 +323,12 @@ def templated_fields(config: GraderConfig) -> Iterator[tuple[str, str]]:
                 ppath = f"{base}[{j}]" if isinstance(content, list) else base
                 if isinstance(part, str):
                     yield ppath, part
-                elif part.type in ("input_text", "output_text"):
-                    yield f"{ppath}.text", part.text  # type: ignore[union-attr]
-                elif part.type == "input_image":
-                    yield f"{ppath}.image_url", part.image_url  # type: ignore[union-attr]
+                elif isinstance(part, (InputText, OutputText)):
+                    yield f"{ppath}.text", part.text
+                elif isinstance(part, InputImage):
+                    yield f"{ppath}.image_url", part.image_url
                 else:
-                    yield f"{ppath}.input_audio.data", part.input_audio.data  # type: ignore[union-attr]
+                    yield f"{ppath}.input_audio.data", part.input_audio.data
 
 
 def _check_templates(config: GraderConfig, path: str, options: Options) -> None:
@@ -330,11 +339,13 @@ def _check_templates(config: GraderConfig, path: str, options: Options) -> None:
 
 
 def _unknown_fields(model: BaseModel, path: str) -> Iterator[str]:
-    for key in model.model_extra or {}:
-        yield _join(path, key)
+    for extra in model.model_extra or {}:
+        yield _join(path, extra)
     for name in type(model).model_fields:
         value = getattr(model, name)
-        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else [(None, value)]
+        children: Iterable[tuple[str | int | None, Any]] = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else [(None, value)]
+        )
         for key, child in children:
             if isinstance(child, BaseModel) and not (isinstance(model, LabelModelGrader) and name == "sampling_params"):
                 sub = _join(path, name) if key is None else _join(_join(path, name), key)
@@ -344,7 +355,7 @@ def _unknown_fields(model: BaseModel, path: str) -> Iterator[str]:
 def _check_strict(config: GraderConfig, path: str, options: Options, context: Context) -> None:
     v = options.validate
     if v.unknown_fields == "reject":
-        for where in _unknown_fields(config, path):  # type: ignore[arg-type]
+        for where in _unknown_fields(config, path):
             raise GraderValidationError(f"Unknown parameter: '{where}'.", where, "unknown_parameter")
     if isinstance(config, TextSimilarityGrader):
         if (

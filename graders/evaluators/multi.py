@@ -35,7 +35,8 @@ class _Combiner:
     type = "multi"
 
     def _setup(self, config: MultiGrader, options: Options, subs: dict[str, Runner]) -> None:
-        self._subs = subs
+        self.subs = subs
+        """The sub-graders' runners by their `graders` key."""
         by_name = options.multi.sub_rewards_keys == "name"
         self._labels = {k: (sub.name or k) if by_name else k for k, sub in config.graders.items()}
         self._by_key = all(k == label for k, label in self._labels.items())
@@ -50,7 +51,7 @@ class _Combiner:
             self._formula_error = str(exc)
 
     def close(self) -> None:
-        for sub in self._subs.values():
+        for sub in self.subs.values():
             sub.close()
 
     def _combine(self, outcomes: dict[str, Outcome]) -> Outcome:
@@ -101,10 +102,10 @@ class MultiEvaluator(_Combiner, SyncEvaluator):
         self._setup(config, options, subs)
 
     def evaluate(self, ns: Namespaces) -> Outcome:
-        return self._combine({k: r.run(ns) for k, r in self._subs.items()})
+        return self._combine({k: r.run(ns) for k, r in self.subs.items()})
 
     def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        columns = {k: r.run_many(batch) for k, r in self._subs.items()}
+        columns = {k: r.run_many(batch) for k, r in self.subs.items()}
         return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
 
 
@@ -116,13 +117,13 @@ class AsyncMultiEvaluator(_Combiner, AsyncEvaluator):
         self._setup(config, options, subs)
 
     async def aevaluate(self, ns: Namespaces) -> Outcome:
-        keys = list(self._subs)
-        results = await asyncio.gather(*(self._subs[k].arun(ns) for k in keys))
+        keys = list(self.subs)
+        results = await asyncio.gather(*(self.subs[k].arun(ns) for k in keys))
         return self._combine(dict(zip(keys, results)))
 
     async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        keys = list(self._subs)
-        cols = await asyncio.gather(*(self._subs[k].arun_many(batch) for k in keys))
+        keys = list(self.subs)
+        cols = await asyncio.gather(*(self.subs[k].arun_many(batch) for k in keys))
         columns = dict(zip(keys, cols))
         return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
 

@@ -2,8 +2,8 @@
 
 Embeddings come from an OpenAI-compatible `/embeddings` endpoint through `graders.transport`, like the model
 graders' calls (the same routing by `models.*`, shared concurrency limit and transient-only retries), or from a
-local `Embedder` plugged in with `graders.extend.set_embedder`. Texts are batched per
-request and cached for the life of the metric, so a reference shared by many rows is embedded once.
+local `Embedder` plugged in with `graders.extend.set_embedder`. Texts are batched per request and cached for the
+life of the metric, so a reference shared by many rows is embedded once.
 """
 
 from __future__ import annotations
@@ -11,19 +11,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol
 
 from ...errors import MetricUnavailable, ModelCallError
+from ...extend import Embedder
 from ...options import Options
 from ...response import Usage, add_usage
 from ...transport import Endpoint, RetryPolicy, endpoint_for, resolve_route
 from .base import AsyncMetric
-
-
-class Embedder(Protocol):
-    """A local embedding model (e.g. a sentence-transformers adapter): texts in, one vector per text out."""
-
-    def embed(self, texts: list[str]) -> list[list[float]]: ...
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -52,7 +46,7 @@ class Cosine(AsyncMetric):
         self.signature.update({"model": opts.model, "endpoint": self._route.base_url, "similarity": "cosine, clamped to [0, 1]"})
 
     def set_embedder(self, embedder: Embedder, name: str) -> None:
-        """Use a local embedder instead of the endpoint; `name` is recorded in the signature."""
+        """Use a local embedder instead of the endpoint (`graders.extend.set_embedder` is the public way in)."""
         self._embedder = embedder
         self._cache.clear()
         self.signature.update({"model": name, "endpoint": "local embedder"})
@@ -102,8 +96,9 @@ class Cosine(AsyncMetric):
             raise MetricUnavailable(f"embeddings request failed: {exc.text}", "model_grader_server_error") from None
         data = reply.get("data")
         items = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
-        vectors = [d.get("embedding") for d in sorted(items, key=lambda d: d.get("index", 0))]
-        if len(vectors) != len(texts) or not all(isinstance(v, list) for v in vectors):
+        ordered = [d.get("embedding") for d in sorted(items, key=lambda d: d.get("index", 0))]
+        vectors: list[list[float]] = [v for v in ordered if isinstance(v, list)]
+        if len(vectors) != len(texts) or len(ordered) != len(texts):
             raise MetricUnavailable(
                 f"the embeddings reply has {len(vectors)} vectors for {len(texts)} texts", "model_grader_server_error"
             )
@@ -112,4 +107,4 @@ class Cosine(AsyncMetric):
         if isinstance(usage, dict):
             counts = {k: usage[k] for k in ("prompt_tokens", "total_tokens") if isinstance(usage.get(k), int)}
         model = reply.get("model")
-        return [list(v) for v in vectors], model if isinstance(model, str) and model else self._model, counts
+        return vectors, model if isinstance(model, str) and model else self._model, counts
