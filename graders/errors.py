@@ -26,6 +26,7 @@ Three kinds of failure, three shapes:
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -57,6 +58,46 @@ class RequestError(GraderValidationError):
 
     def __init__(self, message: str, param: str, code: str = "invalid_type") -> None:
         super().__init__(message, param, code)
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a Python value with its article, as in the hosted messages (§12.1)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def join_path(prefix: str, key: str | int) -> str:
+    """A `param` path one step deeper: `a.b`, `a[0]` (§12.1: relative to the grader, U45)."""
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else key
+
+
+def invalid_type(path: str, expected: str, value: Any) -> GraderValidationError:
+    return GraderValidationError(
+        f"Invalid type for '{path}': expected {expected}, but got {json_type(value)} instead.", path, "invalid_type"
+    )
+
+
+def invalid_value(path: str, reason: str) -> GraderValidationError:
+    return GraderValidationError(f"Invalid value for '{path}': {reason}", path, "invalid_value")
+
+
+def missing(path: str) -> GraderValidationError:
+    return GraderValidationError(f"Missing required parameter: '{path}'.", path, "missing_required_parameter")
 
 
 class GradingFailure(Exception):

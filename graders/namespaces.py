@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._json import dumps
-from .errors import RequestError
+from .errors import RequestError, json_type
 from .options import SampleOptions
 
 _SAMPLE_KEYS: tuple[str, ...] = (
@@ -186,25 +186,6 @@ class Namespaces:
     def __init__(self, sample: Mapping[str, Any], item: dict[str, Any]) -> None:
         self.sample = sample
         self.item = item
-
-
-def json_type(value: Any) -> str:
-    """The JSON type of a Python value with its article, as in the hosted messages (§12.1)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a {type(value).__name__}"
 
 
 def build_namespaces(

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import CompiledGrader
-from .errors import BadRow, GraderValidationError
-from .namespaces import json_type
+from .errors import BadRow, GraderValidationError, json_type
 from .options import Options
 from .response import FLAG_KEYS, TEXT_ERROR_KEYS
 

@@ -19,8 +19,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import TemplateError
-from .namespaces import ModelSample, Namespaces, json_type
+from .errors import TemplateError, json_type
+from .namespaces import ModelSample, Namespaces
 from .options import TemplateOptions
 
 # A `{{ … }}` whose inside holds no further `{{`: in `{{ a {{ item.x }}` the first `{{` stays literal text.

@@ -13,16 +13,13 @@ import string
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
-
-from .errors import GraderValidationError
+from .errors import GraderValidationError, invalid_type, invalid_value, missing
+from .errors import join_path as _join
 from .formula import IDENTIFIER, FormulaParseError, parse_formula
-from .namespaces import json_type
 from .options import Options
 from .response import GraderValidateResponse
 from .schema import (
     EVALS_TYPES,
-    GRADER_ADAPTER,
     GRADER_TYPES,
     MULTI_SUB_TYPES,
     TOP_LEVEL_TYPES,
@@ -33,9 +30,11 @@ from .schema import (
     MultiGrader,
     OutputText,
     PythonGrader,
+    Config,
     ScoreModelGrader,
     StringCheckGrader,
     TextSimilarityGrader,
+    parse_config,
 )
 from .templates import compile_template
 
@@ -61,26 +60,6 @@ _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 def generate_name() -> str:
     """§3.4: `grader-` plus 12 characters from [A-Za-z0-9], new on every request."""
     return "grader-" + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(12))
-
-
-def _join(prefix: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{prefix}[{key}]"
-    return f"{prefix}.{key}" if prefix else key
-
-
-def invalid_type(path: str, expected: str, value: Any) -> GraderValidationError:
-    return GraderValidationError(
-        f"Invalid type for '{path}': expected {expected}, but got {json_type(value)} instead.", path, "invalid_type"
-    )
-
-
-def invalid_value(path: str, reason: str) -> GraderValidationError:
-    return GraderValidationError(f"Invalid value for '{path}': {reason}", path, "invalid_value")
-
-
-def missing(path: str) -> GraderValidationError:
-    return GraderValidationError(f"Missing required parameter: '{path}'.", path, "missing_required_parameter")
 
 
 def _quote_list(values: tuple[str, ...] | list[str]) -> str:
@@ -121,76 +100,6 @@ def _check_types(data: Any, path: str, allowed: tuple[str, ...], context: str) -
                 raise invalid_type(_join(gpath, key), "an object", sub)
         for key, sub in graders.items():
             _check_types(sub, _join(gpath, key), MULTI_SUB_TYPES, "multi")
-
-
-# --- checks 2-3: pydantic errors turned into the envelope ----------------------------------------------------------
-
-_TYPE_WORDS = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "bool_type": "a boolean",
-    "list_type": "an array",
-    "tuple_type": "an array",
-    "dict_type": "an object",
-    "model_type": "an object",
-    "model_attributes_type": "an object",
-}
-_RANK = {"missing": 0, "union_tag_not_found": 0, **{k: 0 for k in _TYPE_WORDS}}
-
-
-def _resolve_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str, Any]:
-    """Follow a pydantic `loc` through the input, skipping union branch labels that are not real keys."""
-    path = ""
-    node = data
-    for part in loc:
-        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
-            path, node = _join(path, part), node[part]
-        elif isinstance(part, str) and isinstance(node, Mapping) and part in node:
-            path, node = _join(path, part), node[part]
-        elif isinstance(part, str) and isinstance(node, Mapping) and part not in GRADER_TYPES and "[" not in part:
-            if part not in ("str", "list", "input_text", "output_text", "input_image", "input_audio"):
-                path = _join(path, part)  # a missing field: name it
-                node = None
-    return path, node
-
-
-def _from_pydantic(exc: ValidationError, data: Any) -> GraderValidationError:
-    errors = exc.errors(include_url=False)
-    resolved = [_resolve_loc(data, tuple(e["loc"])) for e in errors]
-    paths = [_join(p, "type") if e["type"] == "union_tag_invalid" else p for e, (p, _) in zip(errors, resolved)]
-    # Union branches that failed on the input's own JSON type stop short; the branch that went deeper is the
-    # one the input was meant for, so its error is the specific one.
-    specific = [i for i, p in enumerate(paths) if not any(q.startswith((p + ".", p + "[")) for q in paths)]
-    first = min(specific, key=lambda i: (_RANK.get(errors[i]["type"], 1), i))
-    err = errors[first]
-    path, value = resolved[first]
-    path = path or "grader"
-    kind = err["type"]
-    if kind == "missing":
-        return missing(path)
-    if kind == "union_tag_not_found":
-        return missing(_join(path, "type"))
-    if kind in _TYPE_WORDS:
-        words: list[str] = []
-        for other, (other_path, _) in zip(errors, resolved):
-            word = _TYPE_WORDS.get(other["type"])
-            if word and (other_path or "grader") == path and word not in words:
-                words.append(word)
-        expected = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-        return invalid_type(path, expected, value)
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return invalid_value(path, f"{err['input']!r} is not supported; expected {expected}.")
-    if kind == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        return invalid_value(
-            paths[first], f"{ctx.get('tag')!r} is not supported; expected one of {ctx.get('expected_tags', '')}."
-        )
-    if kind in ("greater_than_equal", "greater_than"):
-        return invalid_value(path, f"{err['msg'].lower()}, got {err['input']!r}.")
-    return invalid_value(path, f"{err['msg']}.")
 
 
 # --- checks 4-10 over every grader of the tree --------------------------------------------------------------------
@@ -338,16 +247,16 @@ def _check_templates(config: GraderConfig, path: str, options: Options) -> None:
             raise invalid_value(_join(path, field), f"{problems[0]}.")
 
 
-def _unknown_fields(model: BaseModel, path: str) -> Iterator[str]:
-    for extra in model.model_extra or {}:
+def _unknown_fields(model: Config, path: str) -> Iterator[str]:
+    for extra in model.extra:
         yield _join(path, extra)
-    for name in type(model).model_fields:
+    for name in model.field_names():
         value = getattr(model, name)
         children: Iterable[tuple[str | int | None, Any]] = (
             value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else [(None, value)]
         )
         for key, child in children:
-            if isinstance(child, BaseModel) and not (isinstance(model, LabelModelGrader) and name == "sampling_params"):
+            if isinstance(child, Config):
                 sub = _join(path, name) if key is None else _join(_join(path, name), key)
                 yield from _unknown_fields(child, sub)
 
@@ -380,7 +289,7 @@ def _check_model_params(config: ScoreModelGrader | LabelModelGrader, path: str) 
     params = config.sampling_params
     if params is None:
         return
-    raw = params if isinstance(params, dict) else params.model_dump(exclude_none=True)
+    raw = params if isinstance(params, dict) else params.dump(exclude_none=True)
     reasoning = config.model.startswith(_REASONING_PREFIXES)
     if reasoning and raw.get("temperature") not in (None, 1, 1.0):
         raise invalid_value(
@@ -416,10 +325,7 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
     allowed = TOP_LEVEL_TYPES if context == "run" else EVALS_TYPES
     _check_types(grader, "", allowed, context)  # 1
     data = _preprocess(grader, options)
-    try:
-        config: GraderConfig = GRADER_ADAPTER.validate_python(data)  # 2, 3
-    except ValidationError as exc:
-        raise _from_pydantic(exc, data) from None
+    config = parse_config(data)  # 2, 3
     tree = list(_walk(config))
     _check_evals(config, context)
     for path, node in tree:
