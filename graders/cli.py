@@ -13,7 +13,6 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, TextIO
 
 from .engine import CompiledGrader
@@ -38,7 +37,8 @@ def _read_text(path: str, what: str) -> str:
     try:
         if path == "-":
             return sys.stdin.buffer.read().decode("utf-8")
-        return Path(path).read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{what} {path!r}: no such file") from None
     except IsADirectoryError:

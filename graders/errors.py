@@ -25,9 +25,7 @@ Three kinds of failure, three shapes:
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .response import Outcome
@@ -156,18 +154,31 @@ def failure_outcome(exc: BaseException, details: dict[str, Any] | None = None) -
     if isinstance(exc, GradingFailure):
         trace = {**(details or {}), **exc.trace()}
         return Outcome.fail(exc.flag, exc.text, details=trace or None)
+    import traceback
+
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-8))
     text = f"internal error: {type(exc).__name__}: {exc}"
     return Outcome.fail("other_error", text, details={**(details or {}), "traceback": tb})
 
 
-@dataclass(frozen=True, slots=True)
 class BadRow:
     """A batch row that cannot be graded, as a value: readers yield it in the row's place (e.g. a JSONL line that is
     not JSON) and the engine answers it with `other_error`, the reason and the field in local details."""
 
-    reason: str
-    param: str = "row"
+    __slots__ = ("reason", "param")
+
+    def __init__(self, reason: str, param: str = "row") -> None:
+        self.reason = reason
+        self.param = param
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BadRow) and (self.reason, self.param) == (other.reason, other.param)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.param))
+
+    def __repr__(self) -> str:
+        return f"BadRow({self.reason!r}, {self.param!r})"
 
     @classmethod
     def from_error(cls, error: GraderValidationError) -> BadRow:

@@ -10,20 +10,20 @@ Flip an option by its dotted name, exactly as the spec spells it::
 
     opts = Options().with_values({"template.null_is_missing": True, "text_similarity.bleu.smoothing": "method4"})
 
-Options are frozen dataclasses checked against their annotations when a value is set (`with_values`), with an
-`OptionError` that names the option; building the defaults checks nothing and costs almost nothing at import.
+Options are small frozen records, checked against their annotations when a value is set (`with_values`), with
+an `OptionError` that names the option; declaring them and building the defaults checks nothing and costs
+almost nothing at import (no dataclass code generation, no validation library).
 Some unknowns have a single possible behaviour here and so no option: `FIXED_BEHAVIOURS` names them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, ClassVar, Literal, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -44,22 +44,101 @@ class OptionError(ValueError):
     """An option name or value that does not exist, or an environment variable that does not parse."""
 
 
+_NO_DEFAULT: Any = object()
+
+
+class _Field:
+    """One option: its default (or a factory read when the options are built) and its checks."""
+
+    __slots__ = ("name", "default", "factory", "ge", "gt", "path", "secret")
+
+    def __init__(
+        self,
+        default: Any = _NO_DEFAULT,
+        factory: Callable[[], Any] | None = None,
+        *,
+        ge: float | None = None,
+        gt: float | None = None,
+        path: bool = False,
+        secret: bool = False,
+    ) -> None:
+        self.name = ""
+        self.default = default
+        self.factory = factory
+        self.ge = ge
+        self.gt = gt
+        self.path = path
+        self.secret = secret
+
+    @property
+    def required(self) -> bool:
+        return self.default is _NO_DEFAULT and self.factory is None
+
+    def initial(self) -> Any:
+        return self.factory() if self.factory is not None else self.default
+
+
 def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
     """A field with a default and checks: `ge`/`gt` bounds, `path` (a `~` is expanded), `secret` (never shown)."""
-    return dataclasses.field(default=default, repr=not secret, metadata={"ge": ge, "gt": gt, "path": path, "secret": secret})
+    return _Field(default, ge=ge, gt=gt, path=path, secret=secret)
 
 
 def from_env(factory: Callable[[], Any], *, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
     """A field whose default is read from the environment each time the options are built."""
-    return dataclasses.field(default_factory=factory, repr=not secret, metadata={"gt": gt, "path": path, "secret": secret})
+    return _Field(factory=factory, gt=gt, path=path, secret=secret)
 
 
 def group(cls: Callable[[], T]) -> T:
     """A nested group of options, defaulting to its own defaults."""
-    return dataclasses.field(default_factory=cls)
+    field: Any = _Field(factory=cls)
+    return field
 
 
-_group = dataclasses.dataclass(frozen=True)
+class _Group:
+    """A frozen record of options: fields declared as annotated class attributes, in order."""
+
+    _fields: ClassVar[tuple[_Field, ...]] = ()
+
+    def __init_subclass__(cls) -> None:
+        fields = []
+        for name in cls.__dict__.get("__annotations__", {}):
+            spec = cls.__dict__.get(name, _NO_DEFAULT)
+            field = spec if isinstance(spec, _Field) else _Field(spec)
+            field.name = name
+            fields.append(field)
+        cls._fields = tuple(fields)
+
+    def __init__(self, **values: Any) -> None:
+        for field in self._fields:
+            if field.name in values:
+                value = values.pop(field.name)
+            elif field.required:
+                raise TypeError(f"{type(self).__name__} needs {field.name!r}")
+            else:
+                value = field.initial()
+            object.__setattr__(self, field.name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__} has no option {sorted(values)[0]!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"options are immutable; use with_values() to change {name!r}")
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (no checks: `with_values` checks)."""
+        return type(self)(**{f.name: getattr(self, f.name) for f in self._fields} | changes)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f.name) for f in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={'<set>' if f.secret and getattr(self, f.name) else repr(getattr(self, f.name))}" for f in self._fields)
+        return f"{type(self).__name__}({shown})"
 
 
 def _cache_root() -> Path:
@@ -81,24 +160,21 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
-@_group
-class RunOptions:
+class RunOptions(_Group):
     missing_item: Literal["empty", "error"] = "empty"
     """U1 `/run` without `item`: `{}` (empty) or a 400-style error."""
     legacy_reference_answer: bool = True
     """U2 map the May-2025 `reference_answer` into `item = {"reference_answer": …}` when `item` is absent."""
 
 
-@_group
-class ResponseOptions:
+class ResponseOptions(_Group):
     token_usage_format: Literal["object", "integer", "null"] = "object"
     """U4 shape of `metadata.token_usage` for model graders (§3.4)."""
     error_keys: Literal["observed24", "schema14"] = "observed24"
     """§3.3 emit the 24 observed error keys, or only the 14 the schema declares."""
 
 
-@_group
-class ValidateOptions:
+class ValidateOptions(_Group):
     name_sub_graders: bool = False
     """U5 give unnamed `multi` sub-graders a generated name in the `/validate` echo."""
     unknown_fields: Literal["ignore", "reject"] = "ignore"
@@ -117,8 +193,7 @@ class ValidateOptions:
     """U48 reject malformed `{{ … }}` references at validation instead of at run time."""
 
 
-@_group
-class TemplateOptions:
+class TemplateOptions(_Group):
     path_grammar: Literal["strict", "extended"] = "strict"
     """U7 strict: only `.key` and `[n]`; extended adds `[-n]` and quoted keys `["a b"]`."""
     unmatched_braces: Literal["error", "literal"] = "error"
@@ -131,8 +206,7 @@ class TemplateOptions:
     """U14 how non-string values are rendered into text (§5.6)."""
 
 
-@_group
-class SampleOptions:
+class SampleOptions(_Group):
     output_json_scope: Literal["any_json", "objects_only"] = "any_json"
     """U9 `output_json` for non-object JSON such as `"0.9"` or `"[1,2]"`."""
     tools_from_model_sample: bool = False
@@ -141,8 +215,7 @@ class SampleOptions:
     """U11 extra keys added to `sample` (`model: null`, `input_tools: []`)."""
 
 
-@_group
-class StringCheckOptions:
+class StringCheckOptions(_Group):
     like_wildcards: bool = False
     """U15 treat `%` and `_` in a `like`/`ilike` reference as SQL wildcards."""
     ilike_fold: Literal["lower", "casefold"] = "lower"
@@ -151,16 +224,14 @@ class StringCheckOptions:
     """U17 accept `neq` as an alias of `ne`."""
 
 
-@_group
-class FuzzyMatchOptions:
+class FuzzyMatchOptions(_Group):
     scorer: Literal["wratio_dp", "ratio", "ratio_dp", "wratio", "token_set_dp", "token_sort_dp", "partial"] = (
         "wratio_dp"
     )
     """U19 which rapidfuzz scorer `fuzzy_match` uses (calibration Table A, §7.4)."""
 
 
-@_group
-class BleuOptions:
+class BleuOptions(_Group):
     implementation: Literal["nltk", "sacrebleu"] = "nltk"
     """U20 nltk `sentence_bleu` or sacrebleu `sentence_bleu(...).score / 100`."""
     tokenizer: Literal["split", "nltk_word"] = "split"
@@ -171,14 +242,12 @@ class BleuOptions:
     """U20 nltk `SmoothingFunction` method (nltk implementation only)."""
 
 
-@_group
-class GleuOptions:
+class GleuOptions(_Group):
     tokenizer: Literal["split", "nltk_word"] = "split"
     """U21 tokens for nltk `sentence_gleu`."""
 
 
-@_group
-class MeteorOptions:
+class MeteorOptions(_Group):
     tokenizer: Literal["split", "nltk_word"] = "split"
     """U22 tokens for nltk `meteor_score`."""
     alpha: float = 0.9
@@ -198,8 +267,7 @@ class MeteorOptions:
     """Allow `nltk.download("wordnet")` when no local WordNet is found (needs internet; off: never block)."""
 
 
-@_group
-class RougeOptions:
+class RougeOptions(_Group):
     measure: Literal["fmeasure", "precision", "recall"] = "fmeasure"
     """U23 which rouge-score value becomes the reward."""
     stemmer: bool = False
@@ -208,8 +276,7 @@ class RougeOptions:
     """rouge-score's own tokenizer (keeps `[a-z0-9]` runs, so CJK/Thai score 0) or a Unicode-aware one."""
 
 
-@_group
-class CosineOptions:
+class CosineOptions(_Group):
     unavailable_flag: Literal["other_error", "model_grader_server_error"] = "other_error"
     """U25 flag when no embeddings client is configured."""
     report_usage: bool = False
@@ -220,8 +287,7 @@ class CosineOptions:
     """Texts per embeddings request in bulk runs."""
 
 
-@_group
-class TextSimilarityOptions:
+class TextSimilarityOptions(_Group):
     pass_threshold_outside_evals: Literal["ignore", "reject"] = "ignore"
     """U18 `pass_threshold` on a non-Evals text_similarity grader."""
     fuzzy_match: FuzzyMatchOptions = group(FuzzyMatchOptions)
@@ -232,8 +298,7 @@ class TextSimilarityOptions:
     cosine: CosineOptions = group(CosineOptions)
 
 
-@_group
-class PythonOptions:
+class PythonOptions(_Group):
     return_policy: Literal["lenient", "float_int_only", "coerce"] = "lenient"
     """U26 which return values of `grade` become a reward (§8.2)."""
     limit_violation_flag: Literal["runtime_error", "server_error", "unresponsive_reward_error"] = "runtime_error"
@@ -271,24 +336,21 @@ class PythonOptions:
     samples; slower than warm reuse."""
 
 
-@_group
-class ScoreModelOptions:
+class ScoreModelOptions(_Group):
     response_schema: Literal["cookbook", "minimal"] = "cookbook"
     """U33 the structured-output schema sent to the grader model (§9.2)."""
     range_in_schema: bool = True
     """U34 fill the range into the `result` description."""
 
 
-@_group
-class LabelModelOptions:
+class LabelModelOptions(_Group):
     response_schema: Literal["enum_steps", "enum_only"] = "enum_steps"
     """U37 `result` constrained to `labels`, with or without `steps`."""
     sampling_params: Literal["pass_through", "reject"] = "pass_through"
     """U38 label_model `sampling_params`: passed through (max_tokens is the cap) or rejected."""
 
 
-@_group
-class FormulaOptions:
+class FormulaOptions(_Group):
     unary: bool = True
     """U39 allow unary `+`/`-`."""
     power_assoc: Literal["right", "left"] = "right"
@@ -303,8 +365,7 @@ class FormulaOptions:
     """U40 `x/0` is an error, or IEEE ±inf/nan (a non-finite final result is still an error)."""
 
 
-@_group
-class MultiOptions:
+class MultiOptions(_Group):
     sub_error_policy: Literal["zero_and_continue", "fail_whole"] = "zero_and_continue"
     """U41 a failing sub-grader counts as 0.0, or fails the whole multi."""
     sub_rewards_keys: Literal["key", "name"] = "key"
@@ -313,14 +374,12 @@ class MultiOptions:
     """U44 the first model sub-grader's snapshot in key order, or null."""
 
 
-@_group
-class EvalsOptions:
+class EvalsOptions(_Group):
     default_pass_threshold: float | None = None
     """U49 threshold for python/score_model without `pass_threshold` (None: `passed` is null)."""
 
 
-@_group
-class ModelEndpoint:
+class ModelEndpoint(_Group):
     """One model-name → endpoint override for `models.endpoints` (spec §9.2: the model client is pluggable)."""
 
     model: str
@@ -332,8 +391,7 @@ class ModelEndpoint:
     another server), else keeps `models.api_key`. Recorded by `flat()`, so prefer keyless local servers."""
 
 
-@_group
-class ModelClientOptions:
+class ModelClientOptions(_Group):
     """Not unknowns: how score_model/label_model reach an OpenAI-compatible Chat Completions server (§9.2, §10)."""
 
     base_url: str = from_env(lambda: os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
@@ -359,8 +417,7 @@ class ModelClientOptions:
     endpoint+model); the others force one mode."""
 
 
-@_group
-class Options:
+class Options(_Group):
     """All options in force for a compile; see the module docstring."""
 
     run: RunOptions = group(RunOptions)
@@ -397,18 +454,18 @@ class Options:
 
 def _set(node: Any, parts: list[str], value: Any, dotted: str, depth: int = 0) -> Any:
     name = parts[depth]
-    fields = {f.name: f for f in dataclasses.fields(node)}
+    fields = {f.name: f for f in node._fields}
     if name not in fields:
         raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 1])!r})")
     current = getattr(node, name)
     if depth == len(parts) - 1:
-        if dataclasses.is_dataclass(current) and not isinstance(current, tuple):
+        if isinstance(current, _Group):
             raise OptionError(f"option {dotted!r} is a group; set one of its fields")
         hint = _hints(type(node))[name]
-        return dataclasses.replace(node, **{name: _check(value, hint, fields[name].metadata, dotted)})
-    if not dataclasses.is_dataclass(current):
+        return node.replace(**{name: _check(value, hint, fields[name], dotted)})
+    if not isinstance(current, _Group):
         raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 2])!r})")
-    return dataclasses.replace(node, **{name: _set(current, parts, value, dotted, depth + 1)})
+    return node.replace(**{name: _set(current, parts, value, dotted, depth + 1)})
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -432,24 +489,23 @@ def _describe(hint: Any) -> str:
         return f"a list of ({_describe(typing.get_args(hint)[0])})"
     if hint is type(None):
         return "null"
-    if dataclasses.is_dataclass(hint):
-        return "an object with " + ", ".join(repr(f.name) for f in dataclasses.fields(hint))
+    if isinstance(hint, type) and issubclass(hint, _Group):
+        return "an object with " + ", ".join(repr(f.name) for f in hint._fields)
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
-def _check(value: Any, hint: Any, meta: Any, dotted: str) -> Any:
+def _check(value: Any, hint: Any, field: _Field, dotted: str) -> Any:
     """`value` as the field's type, or `OptionError` naming the option, what it got and what it accepts."""
     try:
         checked = _coerce(value, hint, dotted)
     except _Mismatch as exc:
         got = exc.value
         raise OptionError(f"invalid value for option {exc.where!r}: expected {_describe(exc.hint)}, got {got!r}") from None
-    for bound, ok in (("ge", lambda v, b: v >= b), ("gt", lambda v, b: v > b)):
-        limit = meta.get(bound)
-        if limit is not None and checked is not None and not ok(checked, limit):
-            sign = ">=" if bound == "ge" else ">"
-            raise OptionError(f"invalid value for option {dotted!r}: must be {sign} {limit:g}, got {value!r}")
-    if meta.get("path") and isinstance(checked, str):
+    if checked is not None and field.ge is not None and not checked >= field.ge:
+        raise OptionError(f"invalid value for option {dotted!r}: must be >= {field.ge:g}, got {value!r}")
+    if checked is not None and field.gt is not None and not checked > field.gt:
+        raise OptionError(f"invalid value for option {dotted!r}: must be > {field.gt:g}, got {value!r}")
+    if field.path and isinstance(checked, str):
         checked = os.path.expanduser(checked)
     return checked
 
@@ -486,7 +542,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if value is None:
             return None
         raise _Mismatch(where, hint, value)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and issubclass(hint, _Group):
         return _record(value, hint, where)
     if hint is bool:
         if isinstance(value, bool):
@@ -511,7 +567,7 @@ def _record(value: Any, cls: Any, where: str) -> Any:
         return value
     if not isinstance(value, dict):
         raise _Mismatch(where, cls, value)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in cls._fields}
     unknown = [k for k in value if k not in fields]
     if unknown:
         raise OptionError(f"invalid value for option {where!r}: unknown key {unknown[0]!r}; expected {', '.join(fields)}")
@@ -519,8 +575,8 @@ def _record(value: Any, cls: Any, where: str) -> Any:
     kwargs = {}
     for name, f in fields.items():
         if name in value:
-            kwargs[name] = _check(value[name], hints[name], f.metadata, f"{where}.{name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kwargs[name] = _check(value[name], hints[name], f, f"{where}.{name}")
+        elif f.required:
             raise OptionError(f"invalid value for option {where!r}: missing key {name!r}")
     return cls(**kwargs)
 
@@ -532,23 +588,23 @@ def _plain(value: Any) -> Any:
     """A value as JSON would hold it: tuples as lists, records as objects with secrets redacted."""
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _shown(getattr(value, f.name), f) for f in dataclasses.fields(value)}
+    if isinstance(value, _Group):
+        return {f.name: _shown(getattr(value, f.name), f) for f in value._fields}
     return value
 
 
-def _shown(value: Any, f: dataclasses.Field[Any]) -> Any:
+def _shown(value: Any, f: _Field) -> Any:
     """Secrets never reach fixtures, reports or printed option lists: a set key shows as "<set>"."""
-    if f.metadata.get("secret"):
+    if f.secret:
         return None if value is None else "<set>"
     return _plain(value)
 
 
-def _rows(node: Any, prefix: str) -> list[tuple[str, Any, dataclasses.Field[Any]]]:
-    rows: list[tuple[str, Any, dataclasses.Field[Any]]] = []
-    for f in dataclasses.fields(node):
+def _rows(node: _Group, prefix: str) -> list[tuple[str, Any, _Field]]:
+    rows: list[tuple[str, Any, _Field]] = []
+    for f in node._fields:
         value = getattr(node, f.name)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if isinstance(value, _Group):
             rows += _rows(value, f"{prefix}{f.name}.")
         else:
             rows.append((prefix + f.name, _shown(value, f), f))

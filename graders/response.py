@@ -8,7 +8,6 @@ pays for a few attribute stores per row, not for 30-key dicts nobody reads.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # §3.2 key order, observed in a hosted python-grader response. The flags that carry text are "details" keys.
@@ -93,7 +92,6 @@ def sum_usage(per_model: dict[str, Usage]) -> Usage:
     return {k: sum(u.get(k, 0) for u in per_model.values()) for k in USAGE_KEYS}
 
 
-@dataclass(slots=True)
 class Outcome:
     """The one internal result of an evaluation (design: the flow of one grade).
 
@@ -103,12 +101,32 @@ class Outcome:
     judge steps, grader stdout): it never enters the hosted wire shape.
     """
 
-    score: float = 0.0
-    errors: dict[str, Any] | None = None
-    usage: dict[str, Usage] | None = None
-    sampled_model_name: str | None = None
-    sub_rewards: dict[str, float] | None = None
-    details: dict[str, Any] | None = None
+    __slots__ = ("score", "errors", "usage", "sampled_model_name", "sub_rewards", "details")
+
+    def __init__(
+        self,
+        score: float = 0.0,
+        errors: dict[str, Any] | None = None,
+        usage: dict[str, Usage] | None = None,
+        sampled_model_name: str | None = None,
+        sub_rewards: dict[str, float] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.score = score
+        self.errors = errors
+        self.usage = usage
+        self.sampled_model_name = sampled_model_name
+        self.sub_rewards = sub_rewards
+        self.details = details
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Outcome) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k == "score" or getattr(self, k) is not None)
+        return f"Outcome({shown})"
 
     @classmethod
     def fail(cls, flag: str, text: str | None = None, *, details: dict[str, Any] | None = None) -> Outcome:
@@ -142,14 +160,18 @@ class Outcome:
         return ", ".join(k for k in FLAG_KEYS if self.errors.get(k))
 
 
-@dataclass(slots=True)
 class Merged:
     """Several outcomes' flags, texts, usage and sampled model combined (§11.4); the score is the caller's."""
 
-    errors: dict[str, Any] | None
-    error_lines: list[str]
-    usage: dict[str, Usage] | None
-    sampled_model_name: str | None
+    __slots__ = ("errors", "error_lines", "usage", "sampled_model_name")
+
+    def __init__(
+        self, errors: dict[str, Any] | None, error_lines: list[str], usage: dict[str, Usage] | None, sampled: str | None
+    ) -> None:
+        self.errors = errors
+        self.error_lines = error_lines
+        self.usage = usage
+        self.sampled_model_name = sampled
 
 
 def merge_outcomes(outcomes: dict[str, Outcome], *, first_sampled_model: bool = True) -> Merged:
@@ -297,23 +319,35 @@ def _dump(value: Any, mode: str) -> Any:
     return repr(value)
 
 
-@dataclass(frozen=True, slots=True)
 class ResponseFormat:
     """The response options resolved once per compiled grader (U4, §3.3 `response.error_keys`)."""
 
-    token_usage_format: Literal["object", "integer", "null"] = "object"
-    error_keys: tuple[str, ...] = ERROR_KEYS
+    __slots__ = ("token_usage_format", "error_keys")
+
+    def __init__(self, token_usage_format: str = "object", error_keys: tuple[str, ...] = ERROR_KEYS) -> None:
+        self.token_usage_format = token_usage_format
+        self.error_keys = error_keys
 
     @classmethod
     def from_options(cls, token_usage_format: str, error_keys: str) -> ResponseFormat:
-        return cls(token_usage_format, ERROR_KEYS if error_keys == "observed24" else SCHEMA_ERROR_KEYS)  # type: ignore[arg-type]
+        return cls(token_usage_format, ERROR_KEYS if error_keys == "observed24" else SCHEMA_ERROR_KEYS)
 
 
-@dataclass(slots=True)
 class GraderValidateResponse:
     """`/validate` success (spec §3.5): the grader echoed in the order sent, a generated `name` appended last."""
 
-    grader: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("grader",)
+
+    def __init__(self, grader: dict[str, Any] | None = None) -> None:
+        self.grader: dict[str, Any] = grader if grader is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GraderValidateResponse) and self.grader == other.grader
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"GraderValidateResponse(grader={self.grader!r})"
 
     def model_dump(self, *, mode: Literal["json", "python"] | str = "python") -> dict[str, Any]:
         """`{"grader": echo}`, a copy; `mode` as in pydantic (json mode makes any non-JSON value JSON-safe)."""

@@ -6,16 +6,11 @@
 
 from __future__ import annotations
 
-import ast
-import copy
-import secrets
-import string
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import GraderValidationError, invalid_type, invalid_value, missing
 from .errors import join_path as _join
-from .formula import IDENTIFIER, FormulaParseError, parse_formula
 from .options import Options
 from .response import GraderValidateResponse
 from .schema import (
@@ -38,9 +33,12 @@ from .schema import (
 )
 from .templates import compile_template
 
+if TYPE_CHECKING:
+    import ast
+
 Context = Literal["run", "evals"]
 
-_NAME_ALPHABET = string.ascii_letters + string.digits
+_NAME_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 # §9.4: grader models listed by the guides (U35 checks against these when switched on).
 GUIDE_MODELS: tuple[str, ...] = (
@@ -59,6 +57,8 @@ _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 def generate_name() -> str:
     """§3.4: `grader-` plus 12 characters from [A-Za-z0-9], new on every request."""
+    import secrets
+
     return "grader-" + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(12))
 
 
@@ -138,6 +138,8 @@ def _check_labels(config: GraderConfig, path: str, options: Options) -> None:
 def _check_multi(config: GraderConfig, path: str, options: Options) -> None:
     if not isinstance(config, MultiGrader):
         return
+    from .formula import IDENTIFIER, FormulaParseError, parse_formula
+
     gpath = _join(path, "graders")
     if not config.graders:
         raise invalid_value(gpath, "must contain at least one grader.")
@@ -169,6 +171,8 @@ def _check_python_limits(config: GraderConfig, path: str, options: Options) -> N
 
 def python_source_problem(source: str) -> str | None:
     """U47: why `source` cannot be a python grader (syntax, no two-argument `grade`), or None. Never executes it."""
+    import ast
+
     try:
         tree = ast.parse(source, "<grader>")
     except SyntaxError as exc:
@@ -198,6 +202,8 @@ def python_source_problem(source: str) -> str | None:
 
 
 def _bound_names(node: ast.stmt) -> set[str]:
+    import ast
+
     if isinstance(node, ast.ClassDef):
         return {node.name}
     if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -351,6 +357,8 @@ def validate(grader: Any, options: Options | None = None, *, context: Context = 
     """`/validate` (§3.5): the config echoed in the order sent, with a generated `name` appended if absent."""
     options = options or Options()
     parse_grader(grader, options, context=context)
+    import copy
+
     echo = copy.deepcopy(dict(grader))
     if options.validate.name_sub_graders and echo.get("type") == "multi":
         for sub in echo["graders"].values():

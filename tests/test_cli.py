@@ -162,3 +162,16 @@ def test_parity_command_reports_and_sets_exit_status(tmp_path):
     report = json.loads(out)
     assert code == 1 and report["ok"] is False and "reward: local 1.0, recorded 0.25" in report["cases"][0]["differences"]
     assert report["options"]["template.path_grammar"] == "strict"
+
+
+def test_plugin_commands_are_listed_but_imported_only_to_run():
+    """`graders --help` names `image` and `judge` without importing them; running one imports only that one."""
+    code = (
+        "import contextlib, io, sys\nfrom graders.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n    main(['--help'])\n"
+        "print('image' in out.getvalue() and 'judge' in out.getvalue(), 'graders.resources.images' in sys.modules)\n"
+        "main(['image', 'list', '--dir', sys.argv[1]], io.StringIO())\n"
+        "print('graders.resources.images' in sys.modules, 'graders.evaluators.model.judge' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "no-images-here")], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["True", "False", "True", "False"]
