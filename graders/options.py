@@ -1,12 +1,12 @@
-"""Every behaviour the hosted service leaves unknown, as one named, switchable option (spec §2, §14).
+"""Every behaviour the hosted service leaves unknown, as one named, switchable option (§2, §14).
 
-Each field carries its spec id (U1…U49) and the spec's recommended default. Options are resolved once when a
+Each field carries its id (U1…U49) in docs/behaviour.md and the recommended default. Options are resolved once when a
 grader is compiled and passed down; evaluators never read globals or environment variables themselves. This is
 the only module that reads the environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `GRADERS_PYTHON_TIMEOUT`,
 `GRADERS_PYTHON_MEMORY_MB`, `GRADERS_IMAGES_DIR`, `XDG_CACHE_HOME`), once, when `Options()` is built, so
 `flat()` records what was in force (keys only as `"<set>"`).
 
-Flip an option by its dotted name, exactly as the spec spells it::
+Flip an option by its dotted name::
 
     opts = Options().with_values({"template.null_is_missing": True, "text_similarity.bleu.smoothing": "method4"})
 
@@ -380,7 +380,7 @@ class EvalsOptions(_Group):
 
 
 class ModelEndpoint(_Group):
-    """One model-name → endpoint override for `models.endpoints` (spec §9.2: the model client is pluggable)."""
+    """One model-name → endpoint override for `models.endpoints` (§9.2: the model client is pluggable)."""
 
     model: str
     """A model name as written in graders, or an fnmatch pattern such as `gpt-4.1-*`."""

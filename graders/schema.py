@@ -1,4 +1,4 @@
-"""Typed grader configs (spec §4, §6–§11): one class per `type`, a union discriminated on `type`, and their parser.
+"""Typed grader configs (§4, §6–§11): one class per `type`, a union discriminated on `type`, and their parser.
 
 Each config class declares its fields as annotations; `parse_config` checks JSON data against them and builds the
 objects, or raises `GraderValidationError` naming the field with the hosted wording (§12.1). The rules are those of

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import ast
 
 Context = Literal["run", "evals"]
+"""Where a grader is used (§4): a `/run` request, or an Evals testing criterion (which also allows `label_model`)."""
 
 _NAME_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -353,7 +354,7 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
     return config
 
 
-def validate(grader: Any, options: Options | None = None, *, context: Context = "run") -> GraderValidateResponse:
+def validate(grader: Mapping[str, Any], options: Options | None = None, *, context: Context = "run") -> GraderValidateResponse:
     """`/validate` (§3.5): the config echoed in the order sent, with a generated `name` appended if absent."""
     options = options or Options()
     parse_grader(grader, options, context=context)
