@@ -25,10 +25,10 @@ GraderType = Literal["string_check", "text_similarity", "python", "score_model",
 
 GRADER_TYPES: tuple[str, ...] = get_args(GraderType)
 
-# §4: where each type is allowed.
-TOP_LEVEL_TYPES: tuple[str, ...] = ("string_check", "text_similarity", "python", "score_model", "multi")
-MULTI_SUB_TYPES: tuple[str, ...] = ("string_check", "text_similarity", "python", "score_model", "label_model")
-EVALS_TYPES: tuple[str, ...] = ("string_check", "text_similarity", "python", "score_model", "label_model")
+# §4: where each type is allowed: label_model only inside multi or in Evals, multi never inside multi or in Evals.
+TOP_LEVEL_TYPES: tuple[str, ...] = tuple(t for t in GRADER_TYPES if t != "label_model")
+MULTI_SUB_TYPES: tuple[str, ...] = tuple(t for t in GRADER_TYPES if t != "multi")
+EVALS_TYPES: tuple[str, ...] = MULTI_SUB_TYPES
 
 StringCheckOperation = Literal["eq", "ne", "like", "ilike"]
 SimilarityMetric = Literal[
@@ -243,17 +243,6 @@ GraderConfig = Union[
     StringCheckGrader, TextSimilarityGrader, PythonGrader, ScoreModelGrader, LabelModelGrader, MultiGrader
 ]
 
-CONFIG_CLASSES: dict[str, type[Config]] = {
-    "string_check": StringCheckGrader,
-    "text_similarity": TextSimilarityGrader,
-    "python": PythonGrader,
-    "score_model": ScoreModelGrader,
-    "label_model": LabelModelGrader,
-    "multi": MultiGrader,
-}
-"""Each grader type's config class, keyed as `GRADER_TYPES`."""
-
-
 # -- parsing ----------------------------------------------------------------------------------------------------
 
 
@@ -358,30 +347,14 @@ def _fits(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
-def _kind(value: Any) -> str:
-    """The JSON kind of a value: what picks the branch of an untagged union."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return "other"
-
-
 _KIND_OF_WORD = {"a string": "string", "a number": "number", "an integer": "number", "a boolean": "boolean",
-                 "an array": "array", "an object": "object"}  # fmt: skip
+                 "an array": "array", "an object": "object", "null": "null"}  # fmt: skip
+"""The JSON kind behind each type word: what picks the branch of an untagged union (an integer is a number)."""
 
 
 def _union(value: Any, options: tuple[Any, ...], path: str, problems: _Problems) -> Any:
     """An untagged union: the branch is the one whose JSON kind the value has (their kinds never overlap here)."""
-    kind = _kind(value)
+    kind = _KIND_OF_WORD.get(json_type(value), "other")
     for option in options:
         if option is type(None):
             if value is None:

@@ -107,11 +107,18 @@ def test_iter_run_streams_lazily():
 
 
 def test_every_grader_type_has_exactly_one_evaluator():
-    """The registry is keyed by the schema's grader types, in their order: one list of names, not two."""
+    """Grader types and metric names are listed once, in the schema; the config union, the registry and the metric
+    table follow it."""
+    import typing
+
     from graders.evaluators import REGISTRY
-    from graders.schema import GRADER_TYPES
+    from graders.evaluators.text_similarity import METRICS
+    from graders.schema import GRADER_TYPES, SIMILARITY_METRICS, AnyGrader
 
     assert tuple(REGISTRY) == GRADER_TYPES
+    config_classes = typing.get_args(typing.get_args(AnyGrader)[0])
+    assert [typing.get_args(cls.hints()["type"])[0] for cls in config_classes] == list(GRADER_TYPES)
+    assert tuple(METRICS) == SIMILARITY_METRICS
 
 
 def test_a_bad_row_value_is_answered_in_its_place():
