@@ -39,11 +39,11 @@ class Server:
 class Endpoint:
     """The limiter and client shared by every grader calling one route on one event loop."""
 
-    def __init__(self, server: Server, max_concurrency: int, transport: Transport | None = None) -> None:
+    def __init__(self, server: Server, max_concurrency: int) -> None:
         self.server = server
         self.route = server.route
         self.limiter = asyncio.Semaphore(max_concurrency)
-        self.transport: Transport = transport or OpenAISDKTransport(server.route, max_concurrency)
+        self.transport: Transport = OpenAISDKTransport(server.route, max_concurrency)
 
     async def call(self, path: str, body: dict[str, Any], policy: RetryPolicy) -> tuple[Any, int]:
         """POST `body` (the complete JSON request) with transient-only retries; returns the reply's JSON and the
