@@ -1,4 +1,4 @@
-"""The `graders` command (issue 2 §9): JSON out, --explain for people, one clear line for bad input."""
+"""The `graders` command: JSON out, --explain for people, one clear line for bad input."""
 
 from __future__ import annotations
 

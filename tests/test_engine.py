@@ -1,4 +1,4 @@
-"""compile / run / run_many / arun (issue 2 public API): bad rows are marked and the rest go on."""
+"""compile / run / run_many / arun: bad rows are marked and the rest go on."""
 
 from __future__ import annotations
 
