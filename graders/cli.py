@@ -12,18 +12,23 @@ import importlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .engine import CompiledGrader
-from .namespaces import RequestError
+from .errors import BadRow, GraderValidationError
 from .options import OptionError, Options, describe_options, parse_option_assignment
-from .parity import check_cases
 from .response import FLAG_KEYS, GraderRunResponse
-from .validation import GraderValidationError, validate
+from .validation import validate
 
-# Modules that add their own sub-commands through `add_cli(subparsers)`; skipped when not installed.
-_PLUGIN_COMMANDS = ("graders.evaluators.python.images", "graders.evaluators.model.judge")
+if TYPE_CHECKING:
+    from .batch.layout import Output
+
+PLUGINS: dict[str, tuple[str, str]] = {
+    "image": ("graders.resources.images", "local environments with the hosted python grader image's packages (§8.5)"),
+    "judge": ("graders.evaluators.model.judge", "a local llama.cpp judge for offline plumbing checks (optional extra)"),
+}
+"""Sub-commands other modules fill in with `add_cli(parser)`, by name: a module is imported only when its
+sub-command runs, so `graders run` never pays for httpx or the image tooling."""
 
 
 class InputError(Exception):
@@ -34,7 +39,8 @@ def _read_text(path: str, what: str) -> str:
     try:
         if path == "-":
             return sys.stdin.buffer.read().decode("utf-8")
-        return Path(path).read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{what} {path!r}: no such file") from None
     except IsADirectoryError:
@@ -179,7 +185,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _rows(path: str) -> Iterator[Any]:
-    """JSONL rows; a line that is not JSON becomes a row the engine marks as invalid, and the rest go on."""
+    """JSONL rows; a line that is not JSON becomes a `BadRow` the engine answers with a flagged response."""
     handle = sys.stdin if path == "-" else None
     try:
         handle = handle or open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
@@ -192,7 +198,7 @@ def _rows(path: str) -> Iterator[Any]:
             try:
                 yield json.loads(line)
             except ValueError as exc:
-                yield RequestError("row", f"line {number} is not valid JSON: {exc}")
+                yield BadRow(f"line {number} is not valid JSON: {exc}")
 
 
 def _batch_job(args: argparse.Namespace, grader: Any, data: str, layout: Any) -> Any:
@@ -250,7 +256,7 @@ class _TextSink:
 def _layout(args: argparse.Namespace, **extra: Any) -> Any:
     from .batch import Layout
 
-    output = "compact" if args.compact else "with_input" if args.with_input else "wire"
+    output: Output = "compact" if args.compact else "with_input" if args.with_input else "wire"
     item_from = tuple(c.strip() for c in args.item_from.split(",") if c.strip()) if getattr(args, "item_from", None) else ()
     return Layout(sample_field=getattr(args, "sample_field", None), item_field=getattr(args, "item_field", None), item_from=item_from,
                   rft=bool(getattr(args, "samples", None)), id_field=args.id_field, output=output, details=args.details, **extra)
@@ -295,7 +301,7 @@ def cmd_rescore(args: argparse.Namespace, out: TextIO) -> int:
     before = Layout.from_json(meta["layout"]) if isinstance(meta.get("layout"), dict) else Layout(output="with_input")
     if before.output != "with_input":
         raise InputError(f"{args.previous!r} was not written with --with-input, so it does not hold the rows' input")
-    output = "compact" if args.compact else "wire" if args.wire else "with_input"
+    output: Output = "compact" if args.compact else "wire" if args.wire else "with_input"
     layout = Layout(sample_field=before.sample_field, item_field=before.item_field, item_from=before.item_from, rft=before.rft,
                     id_field=before.id_field, output=output, details=args.details, unwrap=True)
     job = _batch_job(args, grader, args.previous, layout)
@@ -303,8 +309,9 @@ def cmd_rescore(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_parity(args: argparse.Namespace, out: TextIO) -> int:
-    cases = [row for row in _rows(args.cases) if not isinstance(row, RequestError)]
-    report = check_cases(cases, _options(args), tol=args.tol)
+    from .parity import check_cases
+
+    report = check_cases(_rows(args.cases), _options(args), tol=args.tol)
     if args.json:
         _print_json(
             {"ok": report.ok, "options": report.options, "cases": [vars(c) | {"ok": c.ok} for c in report.cases]}, out
@@ -347,7 +354,9 @@ def _add_batch_flags(p: argparse.ArgumentParser) -> None:
     _add_option_flags(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; the plug-in named by `command` (the sub-command about to run) is imported to fill in its
+    own arguments, the others are listed by name and help only."""
     parser = argparse.ArgumentParser(prog="graders", description="Run OpenAI-style graders locally.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -399,19 +408,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_option_flags(p)
     p.set_defaults(func=cmd_options)
 
-    for module_name in _PLUGIN_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        add_cli = getattr(module, "add_cli", None)
-        if add_cli is not None:
-            add_cli(sub)
+    for name, (module_name, help_text) in PLUGINS.items():
+        plugin = sub.add_parser(name, help=help_text)
+        if name == command:
+            try:
+                importlib.import_module(module_name).add_cli(plugin)
+            except ImportError as exc:
+                plugin.set_defaults(func=_unavailable(name, exc))
     return parser
 
 
+def _unavailable(name: str, exc: ImportError) -> Any:
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        raise InputError(f"'{name}' is not available here: {exc}")
+
+    return run
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args, out or sys.stdout))
     except InputError as exc:

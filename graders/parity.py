@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import CompiledGrader
-from .namespaces import json_type
+from .errors import BadRow, GraderValidationError, json_type
 from .options import Options
 from .response import FLAG_KEYS, TEXT_ERROR_KEYS
-from .validation import GraderValidationError
 
 # The options that decide each grader type's numbers: where to look when a reward differs (§14).
 SUSPECT_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -126,11 +125,17 @@ def _hints(grader: Mapping[str, Any], diffs: list[str], options: Options) -> lis
     return [f"a score differs; options that decide it (now): " + ", ".join(f"{n}={flat[n]!r}" for n in names if n in flat)] if names else []
 
 
-def check_cases(cases: Iterable[Mapping[str, Any]], options: Options | None = None, tol: float = 1e-6) -> ParityReport:
-    """Run each recorded case locally and compare; a case that cannot run is reported, never raised."""
+def check_cases(
+    cases: Iterable[Mapping[str, Any] | BadRow], options: Options | None = None, tol: float = 1e-6
+) -> ParityReport:
+    """Run each recorded case locally and compare; a case that cannot run (or a `BadRow` a reader could not parse)
+    is reported, never raised."""
     options = options or Options()
     reports: list[CaseReport] = []
     for index, case in enumerate(cases):
+        if isinstance(case, BadRow):
+            reports.append(CaseReport(index, f"case-{index}", [f"invalid case: {case.reason}"]))
+            continue
         grader = case.get("grader") if isinstance(case, Mapping) else None
         name = str((grader or {}).get("name") or case.get("name", f"case-{index}")) if isinstance(case, Mapping) else f"case-{index}"
         report = CaseReport(index, name)

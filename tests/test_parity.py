@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from pathlib import Path
 
@@ -71,3 +72,16 @@ def test_token_usage_compared_by_shape():
     diffs = compare(local, recorded)
     assert any("token_usage: local is an integer, recorded is an object" in d for d in diffs)
     assert any("model_grader_token_usage_per_model" in d for d in diffs)
+
+
+def test_a_case_line_that_is_not_json_is_reported_not_dropped(tmp_path):
+    from graders.cli import main
+
+    cases = tmp_path / "cases.jsonl"
+    good = {"grader": {"type": "string_check", "input": "a", "reference": "a", "operation": "eq"}, "model_sample": "x", "response": {"reward": 1.0}}
+    cases.write_text(json.dumps(good) + "\n{not json\n")
+    out = io.StringIO()
+    assert main(["parity", str(cases), "--json"], out=out) == 1
+    report = json.loads(out.getvalue())
+    assert [c["ok"] for c in report["cases"]] == [True, False]
+    assert "line 2 is not valid JSON" in report["cases"][1]["differences"][0]

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ..namespaces import RequestError
+from ..errors import BadRow
 
 Output = Literal["wire", "compact", "with_input"]
 _ABSENT: Any = object()
@@ -179,30 +179,30 @@ class RowMapper:
 
 
 def decode_line(raw: bytes, number: int, mapper: RowMapper | None) -> tuple[Any, Any, bytes]:
-    """(engine row, id, input JSON) of one input line; a bad line gives a `RequestError` row naming its line."""
+    """(engine row, id, input JSON) of one input line; a bad line gives a `BadRow` naming its line."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        return RequestError("row", f"line {number} is not valid JSON: {exc}"), None, orjson.dumps(text)
+        return BadRow(f"line {number} is not valid JSON: {exc}"), None, orjson.dumps(text)
     source = raw
     if mapper is None:
         return value, None, source
     if mapper.layout.unwrap:
         if not isinstance(value, dict) or "input" not in value:
-            return RequestError("row", f"line {number} is not a line written with --with-input (no 'input')"), None, source
+            return BadRow(f"line {number} is not a line written with --with-input (no 'input')"), None, source
         ident = value.get("id")
         value = value["input"]
         source = orjson.dumps(value)
         try:
             return mapper.row(value), ident, source
         except (RowError, ValueError, TypeError) as exc:
-            return RequestError("row", f"line {number}: {exc}"), ident, source
+            return BadRow(f"line {number}: {exc}"), ident, source
     try:
         ident = mapper.ident(value)
     except RowError as exc:
-        return RequestError("row", f"line {number}: {exc}"), None, source
+        return BadRow(f"line {number}: {exc}"), None, source
     try:
         return mapper.row(value), ident, source
     except (RowError, ValueError, TypeError) as exc:
-        return RequestError("row", f"line {number}: {exc}"), ident, source
+        return BadRow(f"line {number}: {exc}"), ident, source

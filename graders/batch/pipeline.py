@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import Any
 
 import orjson
@@ -77,7 +77,7 @@ def shard_spec(compiled: CompiledGrader, shards: int, **kwargs: Any) -> ShardSpe
     if grader_path(compiled.config) == PYTHON:
         total = compiled.options.python.workers or available_cores()
         python_workers = max(1, total // shards)
-    return ShardSpec(compiled.source, compiled.options.model_dump(by_alias=True), compiled.context, compiled.name,
+    return ShardSpec(compiled.source, compiled.options, compiled.context, compiled.name,
                      python_workers=python_workers, **kwargs)
 
 
@@ -91,7 +91,7 @@ class ShardPool:
             self.ctx.set_forkserver_preload(["graders.batch.shard"])
         self.fallback = fallback
         self.procs: list[Any] = [None] * count
-        self.conns: list[Connection | None] = [None] * count
+        self.conns: list[Any] = [None] * count
         for index in range(count):
             self._start(index)
         for index in range(count):
@@ -99,7 +99,8 @@ class ShardPool:
 
     def _start(self, index: int) -> None:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=shard_main, args=(child, self.spec), name=f"graders-shard-{index}", daemon=True)
+        target = {"target": shard_main, "args": (child, self.spec), "name": f"graders-shard-{index}", "daemon": True}
+        proc = self.ctx.Process(**target)  # type: ignore[attr-defined]
         proc.start()
         child.close()
         self.procs[index], self.conns[index] = proc, parent
@@ -107,7 +108,7 @@ class ShardPool:
     def _ready(self, index: int) -> None:
         conn = self.conns[index]
         try:
-            kind, text = conn.recv()  # type: ignore[union-attr]
+            kind, text = conn.recv()
         except (EOFError, OSError):
             kind, text = "error", f"the shard process exited (code {self.procs[index].exitcode}) before it was ready"
         if kind != "ready":
@@ -135,12 +136,13 @@ class ShardPool:
                 if retry:
                     message = retry.popleft()
                 else:
-                    message = next(messages, None)
-                    if message is None:
+                    upcoming = next(messages, None)
+                    if upcoming is None:
                         exhausted = True
                         break
+                    message = upcoming
                     issued += 1
-                self.conns[free].send(message)  # type: ignore[union-attr]
+                self.conns[free].send(message)
                 inflight[free].append(message)
             while next_seq in done:
                 yield done.pop(next_seq)
@@ -151,9 +153,9 @@ class ShardPool:
                     return
                 continue
             for conn in wait(busy):
-                index = self.conns.index(conn)  # type: ignore[arg-type]
+                index = self.conns.index(conn)
                 try:
-                    result = conn.recv()  # type: ignore[union-attr]
+                    result = self.conns[index].recv()
                 except (EOFError, OSError):
                     code = self.procs[index].exitcode
                     self.procs[index].join(1)
@@ -162,7 +164,7 @@ class ShardPool:
                     for message in inflight[index]:
                         attempts[message[0]] = attempts.get(message[0], 0) + 1
                         if attempts[message[0]] >= 2:
-                            done[message[0]] = self.fallback.failed(*message, reason=f"the shard process grading it died twice (exit code {code})")
+                            done[message[0]] = self.fallback.failed(message[0], message[1], message[2], message[3], f"the shard process grading it died twice (exit code {code})")
                         else:
                             retry.append(message)
                     inflight[index].clear()

@@ -31,9 +31,9 @@ class ReportRows:
         for entry in stats.get("worst", ()):
             key = (-float(entry["reward"]), -int(entry["row"]), entry)
             if len(self._worst) < self.limit:
-                heapq.heappush(self._worst, key)  # type: ignore[misc]
+                heapq.heappush(self._worst, key)
             elif key[:2] > self._worst[0][:2]:
-                heapq.heapreplace(self._worst, key)  # type: ignore[misc]
+                heapq.heapreplace(self._worst, key)
         room = self.limit - len(self.errored)
         if room > 0:
             self.errored.extend(stats.get("errored", ())[:room])

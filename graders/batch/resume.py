@@ -57,7 +57,7 @@ def fingerprint(compiled: CompiledGrader, layout: Layout, inputs: dict[str, Any]
         options["explain"] = compiled.options.explain
     return {
         "format": FORMAT,
-        "grader": _sha(compiled.source if not hasattr(compiled.source, "model_dump") else compiled.source.model_dump()),
+        "grader": _sha(compiled.source),
         "name": compiled.name,
         "options": _sha(options),
         "layout": layout.to_json(),

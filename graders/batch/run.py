@@ -17,6 +17,7 @@ from itertools import chain
 from typing import IO, Any, TextIO
 
 from ..engine import CompiledGrader
+from ..validation import Context
 from ..options import Options
 from . import resume
 from .layout import Layout
@@ -45,7 +46,7 @@ class BatchJob:
     progress: Mode = "auto"
     summary_path: str | None = None
     report_path: str | None = None
-    context: str = "run"
+    context: Context = "run"
 
 
 def _open_input(path: str) -> IO[bytes]:

@@ -22,9 +22,9 @@ import numpy as np
 import orjson
 
 from ..engine import CompiledGrader
-from ..namespaces import RequestError
+from ..errors import BadRow
 from ..options import Options
-from ..response import DETAILS_KEY, FLAG_KEYS, GraderRunResponse, ResponseEncoder, _jsonable
+from ..response import DETAILS_KEY, FLAG_KEYS, GraderRunResponse, ResponseEncoder, _dump
 from .layout import Layout, RowMapper, decode_line
 
 REPORT_ROWS = 25
@@ -40,8 +40,8 @@ class ShardSpec:
     """Everything a shard needs to rebuild the grader: picklable, so it travels to spawned processes."""
 
     grader: Any
-    options: dict[str, Any]
-    context: str
+    options: Options
+    context: Any
     name: str
     layout: Layout = field(default_factory=Layout)
     report: bool = False
@@ -55,9 +55,7 @@ class ShardSpec:
             values["explain"] = True
         if self.python_workers is not None:
             values["python.workers"] = self.python_workers
-        options = Options.model_validate(self.options)
-        if values:
-            options = options.with_values(values)
+        options = self.options.with_values(values) if values else self.options
         compiled = CompiledGrader(self.grader, options, context=self.context)
         compiled.name = self.name  # a generated name is the parent's, not a new one per shard (§3.4)
         return compiled
@@ -100,7 +98,7 @@ class BlockWorker:
         self.mapper = None if spec.layout.plain and not spec.layout.id_field else RowMapper(spec.layout)
         c = self.compiled
         self.encoder = ResponseEncoder(c.name, c.type, c._fmt)
-        self.async_native = c.evaluator.async_native
+        self.async_native = c._runner.is_async
 
     # -- decode -------------------------------------------------------------------------------------------------
 
@@ -157,7 +155,7 @@ class BlockWorker:
     def failed(self, seq: int, first_row: int, first_line: int, block: bytes, reason: str) -> tuple[Any, ...]:
         """The result of a block whose shard died on it twice: each row flagged with the reason, none graded."""
         rows, ids, inputs, numbers, indices = self.decode(first_row, first_line, block)
-        bad = [RequestError("row", f"line {n}: {reason}") for n in numbers]
+        bad: list[Any] = [BadRow(f"line {n}: {reason}") for n in numbers]
         return self.finish(seq, bad, ids, inputs, numbers, indices, self.grade(bad))
 
     # -- encode -------------------------------------------------------------------------------------------------
@@ -193,7 +191,7 @@ class BlockWorker:
                 if r.outcome.sub_rewards:
                     line["sub_rewards"] = r.outcome.sub_rewards
                 if details and r.outcome.details:
-                    line["details"] = _jsonable(r.outcome.details)
+                    line["details"] = _dump(r.outcome.details, "json")
                 parts.append(dumps(line, default=repr) + b"\n")
             else:
                 ident = dumps(ids[i]) if ids else b"null"
@@ -263,7 +261,7 @@ class BlockWorker:
             "reason": reason,
             "sub_rewards": r.outcome.sub_rewards or {},
             "input": _clip(shown),
-            "details": _clip(_jsonable(r.outcome.details or {})),
+            "details": _clip(_dump(r.outcome.details or {}, "json")),
         }
 
     def close(self) -> None:
