@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any, Literal
-
-import orjson
 
 # §3.2 key order, observed in a hosted python-grader response. The flags that carry text are "details" keys.
 ERROR_KEYS: tuple[str, ...] = (
@@ -337,6 +336,8 @@ class ResponseFormat:
 
 
 _FLOATS: dict[float, bytes] = {}
+_dumps_str: Callable[[str], bytes] = lambda text: json.dumps(text, ensure_ascii=False).encode()
+"""orjson's dumps once a `ResponseEncoder` exists: the single-response path never imports orjson."""
 _FLOAT_CACHE = 1 << 16
 
 
@@ -364,8 +365,8 @@ def _value(value: Any) -> bytes:
     cls = value.__class__
     if cls is str:
         try:
-            return orjson.dumps(value)
-        except TypeError:  # a lone surrogate (input read with surrogateescape): escaped like the standard library
+            return _dumps_str(value)
+        except (TypeError, UnicodeEncodeError):  # a lone surrogate (input read with surrogateescape): escaped like the standard library
             return json.dumps(value).encode()
     if cls is float:
         return _float(value)
@@ -390,6 +391,10 @@ class ResponseEncoder:
     __slots__ = ("_fmt", "_head", "_no_errors", "_keys", "_labels", "_plain")
 
     def __init__(self, name: str, type: str, fmt: ResponseFormat) -> None:
+        global _dumps_str
+        import orjson
+
+        _dumps_str = orjson.dumps
         self._fmt = fmt
         self._head = b',"metadata":{"name":' + _value(name) + b',"type":' + _value(type) + b',"errors":'
         self._keys = [(k, _value(k) + b":", b"null" if k in TEXT_ERROR_KEYS else b"false") for k in fmt.error_keys]
