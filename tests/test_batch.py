@@ -554,3 +554,18 @@ def test_a_shard_that_dies_is_replaced_and_its_blocks_graded_again():
     os.kill(victim.pid, signal.SIGKILL)
     got += [r.reward for r in it]
     assert got == [r.reward for r in compiled.run_many(rows, workers=1)]
+
+
+def test_a_hole_left_by_a_crash_ends_what_is_kept(tmp_path):
+    """Shards write blocks at their offsets, so a crash can leave zeros before the last block written."""
+    data = tmp_path / "rows.jsonl"
+    write_rows(data, 40)
+    out = tmp_path / "out.jsonl"
+    assert cli("batch", MULTI, str(data), "--out", str(out), "--quiet")[0] == 0
+    clean = out.read_text().splitlines()
+    body = bytearray(out.read_bytes())
+    start = sum(len(line) + 1 for line in clean[:10]) + 5
+    body[start:start + 3000] = bytes(3000)
+    out.write_bytes(bytes(body))
+    assert cli("batch", MULTI, str(data), "--out", str(out), "--quiet")[0] == 0
+    assert without_time(out.read_text().splitlines()) == without_time(clean)

@@ -83,7 +83,9 @@ def ids_path(out: str) -> Path:
 
 
 def _complete_lines(path: Path) -> tuple[int, int]:
-    """(complete lines, byte length of them): a last line without its newline is torn."""
+    """(complete lines, byte length of them): a last line without its newline is torn, and a hole (NUL bytes:
+    shards write blocks at their offsets, so a crash can leave one before the last block written) ends the
+    good part, since JSON lines never hold a NUL byte."""
     lines = 0
     good = 0
     offset = 0
@@ -91,6 +93,14 @@ def _complete_lines(path: Path) -> tuple[int, int]:
         while True:
             data = handle.read(1 << 22)
             if not data:
+                return lines, good
+            hole = data.find(b"\0")
+            if hole >= 0:
+                data = data[:hole]
+                count = data.count(b"\n")
+                if count:
+                    lines += count
+                    good = offset + data.rfind(b"\n") + 1
                 return lines, good
             count = data.count(b"\n")
             if count:

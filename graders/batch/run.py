@@ -25,7 +25,7 @@ from .pipeline import PARENT, ShardPool, grader_path, local_ordered, resolve_wor
 from .progress import Mode, Progress
 from .reader import JoinedInput, blocks, filter_ids, rft_pairs
 from .report import ReportRows, write_report
-from .shard import BlockWorker
+from .shard import BlockWorker, _pwrite_all
 from .summary import Summary
 
 
@@ -81,8 +81,10 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
             state = resume.prepare(job.out, meta, force=job.force, by_id=by_id)
             if state.rows:
                 resume.absorb(summary, job.out, layout)
-            out_fd = os.open(job.out, os.O_WRONLY | os.O_APPEND)
+            out_fd = os.open(job.out, os.O_WRONLY)  # written at offsets: shards write their own blocks beside it
             stack.callback(os.close, out_fd)
+            at_offsets = True
+            offset = os.path.getsize(job.out)
             ids_fd = os.open(resume.ids_path(job.out), os.O_WRONLY | os.O_APPEND) if layout.id_field else None
             if ids_fd is not None:
                 stack.callback(os.close, ids_fd)
@@ -90,6 +92,7 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
             state = resume.Resumed()
             out_fd = (stdout or sys.stdout.buffer).fileno()
             ids_fd = None
+            at_offsets, offset = False, 0
         handle = stack.enter_context(_open_input(job.data))
         source: Any = handle
         if job.samples:
@@ -125,7 +128,7 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
         all_blocks = chain(head, reader)
         pool: ShardPool | None = None
         if count > 1 and path != PARENT:
-            spec = shard_spec(compiled, count, **spec_kwargs)
+            spec = shard_spec(compiled, count, out_path=job.out, **spec_kwargs)
             pool = ShardPool(spec, count, start_method(path), BlockWorker(spec, compiled))
             results = pool.ordered(messages(all_blocks), window=count * 4)
         else:
@@ -143,8 +146,15 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
         gc.freeze()
         try:
             for seq, n, out, rewards, id_lines, stats in results:
-                if out:
-                    _write_all(out_fd, out)
+                if out.__class__ is int:  # the shard holds the lines and writes them at this offset
+                    pool.commit(seq, offset)  # type: ignore[union-attr]
+                    offset += out
+                elif out:
+                    if at_offsets:
+                        _pwrite_all(out_fd, out, offset)
+                        offset += len(out)
+                    else:
+                        _write_all(out_fd, out)
                 if ids_fd is not None and id_lines:
                     _write_all(ids_fd, id_lines)
                 summary.add(rewards, stats)
@@ -155,8 +165,13 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
         except KeyboardInterrupt:
             interrupted = True
             if pool is not None:
-                pool.terminate()
-                pool = None
+                try:  # the rows counted are on disk before the shards stop (they ignore Ctrl-C meanwhile)
+                    pool.flush()
+                finally:
+                    pool.terminate()
+                    pool = None
+            if pool is not None:
+                pool.flush()
         finally:
             gc.unfreeze()
             if pool is not None:

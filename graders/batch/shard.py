@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import os
 import queue
 import signal
 import threading
@@ -48,6 +49,9 @@ class ShardSpec:
     objects: bool = False
     """Return outcomes for `run_many` instead of output lines."""
     python_workers: int | None = None
+    out_path: str | None = None
+    """The output file: the shard writes its blocks' lines itself at the offsets the parent gives, so they never
+    cross a pipe and no shard waits for another."""
 
     def build(self) -> CompiledGrader:
         values: dict[str, Any] = {}
@@ -268,11 +272,19 @@ class BlockWorker:
         self.compiled.close()
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
+
+
 def shard_main(conn: Any, spec: ShardSpec) -> None:
     """A shard process: build the grader, then answer block messages until told to stop (None) or the pipe closes.
 
     A reader thread takes messages off the pipe as they come, so the parent's sends never wait on this shard's
-    replies (two blocked writers would deadlock). Ctrl-C is the parent's to handle: it stops sending, keeps every
+    replies (two blocked writers would deadlock), and writes a held block's lines as soon as the parent knows
+    their offset. Ctrl-C is the parent's to handle: it stops sending, keeps every
     finished row and prints the summary.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -283,6 +295,9 @@ def shard_main(conn: Any, spec: ShardSpec) -> None:
         return
     gc.freeze()  # the grader's long-lived state (WordNet, compiled templates) is never scanned again
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    held: dict[int, bytes] = {}
+    sending = threading.Lock()
+    out_fd = os.open(spec.out_path, os.O_WRONLY) if spec.out_path else None
 
     def read() -> None:
         while True:
@@ -290,6 +305,11 @@ def shard_main(conn: Any, spec: ShardSpec) -> None:
                 message = conn.recv()
             except (EOFError, OSError):
                 message = None
+            if message is not None and message[0] == "write":  # this block's place in the output is known
+                _pwrite_all(out_fd, held.pop(message[1]), message[2])  # type: ignore[arg-type]
+                with sending:
+                    conn.send(("written", message[1]))
+                continue
             inbox.put(message)
             if message is None:
                 return
@@ -301,6 +321,11 @@ def shard_main(conn: Any, spec: ShardSpec) -> None:
             message = inbox.get()
             if message is None:
                 return
-            conn.send(worker.process(*message))
+            result = worker.process(*message)
+            if out_fd is not None:
+                held[result[0]] = result[2]
+                result = (result[0], result[1], len(result[2]), *result[3:])
+            with sending:
+                conn.send(result)
     finally:
         worker.close()
