@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class _Group(BaseModel):
@@ -208,15 +208,29 @@ class PythonOptions(_Group):
     """§8.4 address-space limit; process default from `GRADERS_PYTHON_MEMORY_MB`."""
     disk_bytes: int = Field(1024**3, gt=0)
     """§8.4 largest file a grader may write."""
-    isolation: Literal["auto", "strict", "none"] = "auto"
-    """Sandbox: auto takes the best of bubblewrap > namespaces > rlimits; strict refuses less than namespaces."""
+    isolation: Literal["auto", "strict", "landlock"] = "auto"
+    """Sandbox (docs/sandbox.md): auto = bubblewrap where it works, else the landlock level with a warning;
+    strict = bubblewrap only; landlock = the level without namespaces. No level runs grader code as root."""
+    uid_range: tuple[int, int] | None = None
+    """As root, each worker runs as its own uid from this inclusive range; None = 1900000000-1900065535, or the
+    top 4096 mapped ids inside a user namespace that does not map those."""
+    max_warm_workers: int | None = Field(None, ge=1)
+    """Warm workers kept process-wide across all grader sources (least recently used pools retired first);
+    None = 4 per CPU core."""
     workers: int | None = Field(None, ge=1)
-    """Warm worker processes per sandbox spec; None = the number of CPU cores."""
+    """Warm worker processes per grader source; None = the number of CPU cores."""
     chunk_size: int = Field(100, ge=1)
     """Rows sent to a worker per message in bulk runs (one pipe round trip per chunk)."""
     fresh_process: bool = False
     """Run each grade in a process forked from a warm worker (module loaded once), so no state carries between
     samples; slower than warm reuse."""
+
+    @field_validator("uid_range")
+    @classmethod
+    def _uid_range_unprivileged(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1 <= value[0] <= value[1] < 2**32 - 1:
+            raise ValueError("python.uid_range must be (first, last) with 1 <= first <= last < 4294967295 (never root)")
+        return value
 
 
 class ScoreModelOptions(_Group):
