@@ -112,7 +112,7 @@ for pid in (ctx['canary_pid'], -1):
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
-return 1.0
+return 0.0
 """,
     # -- reach a network, loopback included, or a Unix socket of the host -------------------------------------------
     "tcp_loopback": """
@@ -300,7 +300,13 @@ def grade(sample, item):
         except OSError:
             pass
     global LEAKED
-    LEAKED = [os.open(os.devnull, os.O_RDONLY) for _ in range(250)]
+    if "LEAKED" not in globals():
+        LEAKED = []
+        while len(LEAKED) < 250:
+            try:
+                LEAKED.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                break
     return 1.0
 '''
 VICTIM = r'''
