@@ -384,3 +384,10 @@ def test_every_engine_finished_cleanly(engines, engine):
     results, _ = engines(engine)
     assert results["_engine"]["returncode"] == 0, results["_engine"]
     assert set(attacks.ATTACKS) <= set(results)
+
+
+@pytest.mark.parametrize("engine", ["root_landlock", "user_landlock"])
+def test_without_namespaces_the_engine_warns_once(engines, engine):
+    """Below the full level `auto` says so once on stderr, however many graders run (and in every response)."""
+    results, _ = engines(engine)
+    assert results["_engine"]["stderr"].count("graders: warning: python graders run at the 'landlock' level") == 1

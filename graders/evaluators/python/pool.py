@@ -353,6 +353,8 @@ class _Registry:
         self.pools: OrderedDict[tuple[Any, ...], Pool] = OrderedDict()
         self.live = 0
         self.starting = 0
+        self.peak_starting = 0
+        """The most cold starts that were ever in flight at once (the bound is `MAX_STARTING`)."""
         self.waiters: list[asyncio.Future[None]] = []
 
     def idle_victim(self, exclude: Pool) -> Worker | None:
@@ -403,7 +405,8 @@ class Pool:
             victim: Worker | None = None
             spawn = False
             with registry.lock:
-                registry.pools.move_to_end(self.key_tuple)
+                if registry.pools.setdefault(self.key_tuple, self) is self:  # re-registered after a shutdown()
+                    registry.pools.move_to_end(self.key_tuple)
                 while self._idle:
                     worker = self._idle.pop()
                     if worker.alive and worker.process.poll() is None:
@@ -420,6 +423,7 @@ class Pool:
                     if spawn:
                         self._count += 1
                         registry.starting += 1
+                        registry.peak_starting = max(registry.peak_starting, registry.starting)
                 if not spawn:
                     waiter = loop.create_future()
                     registry.waiters.append(waiter)
