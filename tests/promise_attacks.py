@@ -140,6 +140,16 @@ s.connect('\\0' + ctx['abstract_name'])
 s.sendall(ctx['secret'].encode())
 return 1.0
 """,
+    "host_sysv_shared_memory": """
+libc.shmget.restype, libc.shmat.restype = ctypes.c_int, ctypes.c_void_p
+shmid = libc.shmget(ctx['shm_key'], 0, 0)
+if shmid < 0:
+    return 0.0
+address = libc.shmat(shmid, None, 0o10000)
+if address in (None, ctypes.c_void_p(-1).value):
+    return 0.0
+return 1.0 if ctypes.string_at(address, 64).startswith(ctx['secret'].encode()) else 0.0
+""",
     "setns_to_host": """
 for pid in (1, ctx['engine_pid'], ctx['canary_pid']):
     for kind in ('net', 'mnt', 'user', 'pid'):

@@ -15,6 +15,7 @@ processes that must not outlive their worker.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pwd
@@ -87,8 +88,20 @@ class Host:
         self.udp_port = udp.getsockname()[1]
         self._sockets.append(udp)
         threading.Thread(target=self._echo_udp, args=(udp,), daemon=True).start()
+        self.shm_key, self._shm = self._shared_memory()
         canary_user = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []} if owner else {}
         self.canary = subprocess.Popen(["sleep", "1000"], **canary_user)
+
+    def _shared_memory(self) -> tuple[int, int]:
+        """A System V shared memory segment anyone may read (mode 0666) holding the secret."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmget.restype, libc.shmat.restype = ctypes.c_int, ctypes.c_void_p
+        key = int.from_bytes(os.urandom(3), "big") + 1
+        shmid = libc.shmget(key, 4096, 0o1000 | 0o666)
+        address = libc.shmat(shmid, None, 0)
+        ctypes.memmove(address, self.secret.encode(), len(self.secret))
+        libc.shmdt(ctypes.c_void_p(address))
+        return key, shmid
 
     def _listen(self, sock: socket.socket, address: Any, kind: str) -> socket.socket:
         sock.bind(address)
@@ -125,7 +138,7 @@ class Host:
             "secret": self.secret, "home_secret": str(self.home_secret), "checkout_file": str(self.checkout_file),
             "cache_file": str(self.cache_file), "host_dir": str(self.host_dir), "tcp_port": self.tcp_port,
             "udp_port": self.udp_port, "unix_path": self.unix_path, "abstract_name": self.abstract_name,
-            "canary_pid": self.canary.pid, "marker": self.marker, "options": options,
+            "canary_pid": self.canary.pid, "marker": self.marker, "shm_key": self.shm_key, "options": options,
         }  # fmt: skip
 
     def marker_processes(self) -> list[int]:
@@ -142,6 +155,7 @@ class Host:
     def close(self) -> None:
         for sock in self._sockets:
             sock.close()
+        ctypes.CDLL(None).shmctl(self._shm, 0, None)  # IPC_RMID
         self.canary.kill()
         self.canary.wait()
         if self.owner is None:
@@ -273,9 +287,10 @@ def test_promise_no_engine_secrets(engines, engine, attack):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("attack", ["tcp_loopback", "udp_loopback", "host_unix_socket", "abstract_unix_socket", "setns_to_host", "io_uring"])
+@pytest.mark.parametrize("attack", ["tcp_loopback", "udp_loopback", "host_unix_socket", "abstract_unix_socket", "host_sysv_shared_memory", "setns_to_host", "io_uring"])
 def test_promise_no_network(engines, engine, attack):
-    """§8.4: no network, loopback included, and no Unix socket of the host (abstract names included)."""
+    """§8.4: no network, loopback included, no Unix socket of the host (abstract names included), and no other
+    channel to the host: its System V shared memory, its namespaces, io_uring."""
     result, host = _result(engines, engine, attack)
     attack_result = _contained(result, engine)
     assert not [hit for hit in host.hits if host.secret.encode() in hit[1]], host.hits

@@ -3,8 +3,9 @@
 The filter allows everything a Python grader plausibly needs and refuses, with an errno, the system calls that
 change what a process can see or reach (mounts, namespaces, ptrace and other processes' memory, kernel keyrings,
 BPF, perf, io_uring, which would bypass the socket rule below, module loading, reboot, swap, clocks) plus the
-ioctls that push input into a terminal. At the `landlock` level, where there is no network namespace, it also
-refuses creating any socket: TCP, UDP, Unix (abstract names included) and raw sockets alike. System calls of
+ioctls that push input into a terminal. At the `landlock` level, where there is no network or IPC namespace, it
+also refuses creating any socket (TCP, UDP, Unix with abstract names included, raw: only `socketpair` remains)
+and System V / POSIX message-queue IPC, which would reach the host's objects. System calls of
 another architecture (32-bit `int 0x80`, x32) kill the thread. The program is built once per process; bubblewrap
 takes it with `--seccomp FD`, the keeper loads it with `prctl` right before it runs the worker.
 """
@@ -25,6 +26,11 @@ REFUSED = (
     "setdomainname", "uselib", "fanotify_init", "io_uring_setup", "io_uring_enter", "io_uring_register",
 )  # fmt: skip
 """Refused outright with EPERM."""
+HOST_IPC = (
+    "shmget", "shmat", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semtimedop", "semctl",
+    "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+)  # fmt: skip
+"""System V and POSIX message-queue IPC: refused where there is no IPC namespace (the host's objects)."""
 CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 """CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET: `clone` with any of them is refused."""
 REFUSED_IOCTLS = (0x5412, 0x541C)
@@ -71,6 +77,8 @@ def _build(refuse_sockets: bool) -> bytes:
         rules.add_rule(refuse, "personality", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     if refuse_sockets:
         rules.add_rule(sc.ERRNO(errno.EACCES), "socket")
+        for name in HOST_IPC:
+            rules.add_rule(refuse, name)
     fd = os.memfd_create("graders-seccomp-export", os.MFD_CLOEXEC)
     with open(fd, "w+b") as sink:
         rules.export_bpf(sink)
