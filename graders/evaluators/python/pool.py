@@ -413,6 +413,7 @@ class Pool:
                         return worker
                     self._count -= 1
                     registry.live -= 1
+                    worker._die("crashed", None)  # it died idle: reap it and give its uid back
                 if self._count < self.size and registry.starting < MAX_STARTING:
                     if registry.live < self.cap:
                         spawn = True
