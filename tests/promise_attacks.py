@@ -283,6 +283,16 @@ return object()
 sys.modules['__main__']._describe = lambda value: {'value': {'nested': [1, 2]}, 'kind': 'builtins.dict'}
 return object()
 """,
+    "empty_frame_flood": """
+state = _worker_locals()
+frame = _frame(json.dumps({'seq': state['seq'], 'replies': []}).encode())
+try:
+    for _ in range(10000):
+        os.write(state['outbox'], frame * 100)
+except OSError:
+    pass
+time.sleep(30)
+""",
     "sigkill_self": "os.kill(os.getpid(), signal.SIGKILL)",
 }
 """The attack bodies, indented into `grade` for the attack row only (`ctx` is the context)."""

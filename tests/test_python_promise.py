@@ -375,14 +375,19 @@ def test_promise_memory_and_disk_limits_hold(engines, engine, attack):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize(("attack", "kind"), [("reply_40mb", "reply_too_large"), ("reply_1000_deep", "reply_too_deep"), ("reply_disallowed_type", "reply_invalid")])
+@pytest.mark.parametrize(
+    ("attack", "kind"),
+    [("reply_40mb", "reply_too_large"), ("reply_1000_deep", "reply_too_deep"), ("reply_disallowed_type", "reply_invalid"), ("empty_frame_flood", "protocol_error")],
+)
 def test_promise_replies_cannot_crash_the_engine(engines, engine, attack, kind):
-    """§8.4: a 40 MB reply, a 1000-deep reply and a reply of a type the protocol does not allow each fail their
-    own row with python_grader_server_error and a clear type; the response stays small and dumps."""
+    """§8.4: a 40 MB reply, a 1000-deep reply, a reply of a type the protocol does not allow and a flood of empty
+    frames each fail their own row with python_grader_server_error and a clear type, at once (well before the
+    3 s timeout); the response stays small and dumps."""
     result, _ = _result(engines, engine, attack)
     attack_result = _contained(result, engine)
     assert attack_result["flags"] == ["python_grader_server_error"] and attack_result["type"] == kind
     assert attack_result["dump_chars"] < 20_000
+    assert result["elapsed"] < 3 + 1.0
 
 
 @pytest.mark.parametrize("engine", ENGINES)

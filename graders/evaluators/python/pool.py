@@ -50,6 +50,9 @@ GRACE_S = 1.0
 """How long past `python.timeout_s` the parent waits for a row before it kills the worker (the worker's own
 timer answers at the timeout; this is the net under a grader that disables it)."""
 HELLO_S = 30.0
+MAX_IDLE_FRAMES = 1000
+"""Frames without a reply a worker may send for one request (a real worker sends none before its last frame):
+past this it is flooding the engine's event loop and is ended."""
 DEPTH = 2
 """Chunks queued per worker: one being graded, one waiting in the pipe."""
 MAX_STARTING = max(2, os.cpu_count() or 1)
@@ -107,6 +110,7 @@ class Worker:
         self._buffer = bytearray()
         self._outgoing = bytearray()
         self._pending: deque[_Request] = deque()
+        self._idle_frames = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -245,8 +249,14 @@ class Worker:
         request.replies += replies
         if not frame.get("done"):
             if replies:
+                self._idle_frames = 0
                 self._arm()
+            elif (idle := self._idle_frames + 1) > MAX_IDLE_FRAMES:
+                self._die("protocol", f"the worker sent more than {MAX_IDLE_FRAMES} frames without a reply")
+            else:
+                self._idle_frames = idle
             return
+        self._idle_frames = 0
         if len(request.replies) != request.size:
             self._die("protocol", "the worker skipped rows")
             return

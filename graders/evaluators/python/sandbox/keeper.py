@@ -209,32 +209,51 @@ def _kill_all(uid: int | None) -> dict[int, int]:
 
 
 def _usage(root: str) -> int:
-    """Bytes allocated under `root`; an entry count past `MAX_ENTRIES` or an unreadable directory counts as full."""
-    total, entries, stack = 0, 0, [root]
-    while stack:
-        directory = stack.pop()
-        try:
-            listing = list(os.scandir(directory))
-        except PermissionError:
+    """Bytes allocated under `root`, walked by directory descriptors without following a symlink (the grader is
+    still running and may swap a directory for a link); past `MAX_ENTRIES` entries, or with a directory that
+    cannot be opened even after restoring its owner's permissions, it counts as full."""
+    full = 1 << 62
+    total, entries = 0, 0
+    stack = [os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)]
+    try:
+        while stack:
+            directory = stack.pop()
             try:
-                os.chmod(directory, 0o700)
-                listing = list(os.scandir(directory))
+                with os.scandir(directory) as listing:
+                    names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing]
+                for name, is_dir in names:
+                    entries += 1
+                    if entries > MAX_ENTRIES:
+                        return full
+                    try:
+                        total += os.stat(name, dir_fd=directory, follow_symlinks=False).st_blocks * 512
+                        if is_dir:
+                            stack.append(_open_dir(name, directory))
+                    except FileNotFoundError:
+                        continue
             except OSError:
-                return 1 << 62
-        except OSError:
-            continue
-        for entry in listing:
-            entries += 1
-            if entries > MAX_ENTRIES:
-                return 1 << 62
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += info.st_blocks * 512
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
+                return full
+            finally:
+                os.close(directory)
+    finally:
+        for fd in stack:
+            os.close(fd)
     return total
+
+
+def _open_dir(name: str, parent: int) -> int:
+    """A subdirectory's descriptor, never through a symlink; one the grader made unreadable is given its owner's
+    permissions back first (through an O_PATH descriptor, so the chmod cannot be redirected)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(name, flags, dir_fd=parent)
+    except PermissionError:
+        handle = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        try:
+            os.chmod(f"/proc/self/fd/{handle}", 0o700)
+        finally:
+            os.close(handle)
+        return os.open(name, flags, dir_fd=parent)
 
 
 def _remove(tmp: str) -> None:
