@@ -21,6 +21,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -164,23 +165,34 @@ class Host:
 
 
 def _user_venv(base: Path) -> Path:
-    """A venv from Debian's python3 with this checkout installed (not editable: `nobody` cannot read the
-    checkout), owned by `nobody`, so only the sandbox, not file modes, keeps grader code out of it."""
+    """A venv from Debian's python3 with this checkout installed (not editable: `nobody` cannot read the checkout),
+    copied into `base` and owned by `nobody` there, so only the sandbox, not file modes, keeps grader code out of
+    it. The cached venv that root installs into stays root's: root never runs anything `nobody` could change."""
     python = USER_VENV / "bin" / "python"
     if not python.exists():
         if not os.access(DEBIAN_PYTHON, os.X_OK):
             pytest.fail(f"{DEBIAN_PYTHON} is missing: apt-get install python3 python3-venv (the README's test command does)")
         subprocess.run([DEBIAN_PYTHON, "-m", "venv", str(USER_VENV)], check=True, capture_output=True)
+    info = USER_VENV.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        pytest.fail(f"{USER_VENV} is not a directory only root may change: remove it and run again")
     staging = base / "source"
     staging.mkdir()
     shutil.copytree(CHECKOUT / "graders", staging / "graders", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(CHECKOUT / name, staging / name)
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall", "--no-deps", str(staging)]
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(staging)], check=True, capture_output=True)
-    subprocess.run(pip, check=True, capture_output=True)
-    subprocess.run(["chown", "-R", "nobody:nogroup", str(USER_VENV)], check=True)
-    return python
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, str(staging)], check=True, capture_output=True)
+    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(staging)], check=True, capture_output=True)
+    copy = base / "venv"
+    subprocess.run(["cp", "-a", str(USER_VENV), str(copy)], check=True)
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(copy)], check=True)
+    return copy / "bin" / "python"
+
+
+def _purelibs() -> list[Path]:
+    """Where the engines' interpreters keep their packages (found without running the user venv as root)."""
+    return [Path(__import__("sysconfig").get_paths()["purelib"]), *Path(tempfile.gettempdir()).glob("graders-promise-*/venv/lib/python3*/site-packages")]
 
 
 def _run_engine(base: Path, host: Host, command: list[str], options: dict[str, Any], owner: pwd.struct_passwd | None) -> dict[str, Any]:
@@ -305,9 +317,8 @@ def test_promise_no_lasting_writes(engines, engine, attack):
     result, host = _result(engines, engine, attack)
     _contained(result, engine)
     assert list(host.host_dir.iterdir()) == []
-    for python in {sys.executable, *[str(USER_VENV / "bin" / "python")] * (USER_VENV / "bin" / "python").exists()}:
-        purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True).stdout.strip()
-        assert purelib and not Path(purelib, "graders_promise_evil.pth").exists()
+    for purelib in _purelibs():
+        assert not (purelib / "graders_promise_evil.pth").exists()
     if attack != "write_host_paths":
         assert result["attack"]["reward"] == 0.0
     assert not list(Path(tempfile.gettempdir()).glob("graders-worker-*/fill*"))

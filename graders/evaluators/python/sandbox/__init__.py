@@ -19,6 +19,7 @@ processes (counted per worker uid), no core dumps, and `python.cpu_cores` CPUs.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -257,8 +258,6 @@ class Launch:
         os.set_blocking(stderr_read, False)
 
     def _keeper_config(self, limits: list[tuple[str, int]], cpus: list[int], bpf: int, control: int) -> str:
-        import json
-
         dirs, files = system_paths()
         return json.dumps({
             "interpreter": self.spec.interpreter, "args": WORKER_ARGS, "env": ENV, "uid": self.uid,
