@@ -1,0 +1,339 @@
+"""The server: OpenAI's graders routes with the hosted bodies (§3), OpenRLHF's `/get_reward`, and `GET /health`.
+
+Starlette routes the requests and uvicorn serves them: both are small, typed and actively maintained, and
+uvicorn uses uvloop and httptools when they are installed. Every request first passes `guard.Guard` (host, content
+type, API key, declared body size), then the in-flight bound, then the per-request time limit.
+
+- `POST /v1/fine_tuning/alpha/graders/run`: `{"grader", "model_sample" | "sample", "item"?, "reference_answer"?}`
+  → the `GraderRunResponse` (§3.2), 200 also when grading failed (flags, §3.2), 400 with the §12.1 envelope for
+  an invalid grader or request (`param` as the validation names it). An `options` object may set scoring options
+  (`request_options.SCORING_OPTIONS`) for that request only.
+- `POST /v1/fine_tuning/alpha/graders/validate`: `{"grader"}` → `{"grader": <echo>}` (§3.5) or the 400.
+- `POST /get_reward` (with `--reward-grader`): OpenRLHF's body → `{"rewards", "scores", "extra_logs"}`.
+- `GET /health` → `{"status": "ok", ...}`, without an API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._json import dumps
+from ..engine import CompiledGrader
+from ..integrations.openrlhf import OpenRLHFMapping, OpenRLHFReward
+from ..namespaces import MISSING
+from ..options import Options
+from ..validation import GraderValidationError, generate_name, invalid_type, missing, validate
+from .cache import INLINE, THREAD, GraderCache, execution_mode, grader_types
+from .envelope import envelope_of, error_body
+from .guard import Guard, HostPolicy, is_loopback, too_large
+from .isolation import full_isolation_available, refuse_python
+from .limits import InFlight, Limits
+from .request_options import apply_overrides, request_overrides
+
+log = logging.getLogger("graders.server")
+
+RUN_PATH = "/v1/fine_tuning/alpha/graders/run"
+VALIDATE_PATH = "/v1/fine_tuning/alpha/graders/validate"
+REWARD_PATH = "/get_reward"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `graders serve` decides; the environment is read only by the CLI (`GRADERS_API_KEY`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    options: Options = field(default_factory=Options)
+    """The server's options (paths, endpoints, limits included); requests may change only scoring options."""
+    api_key: str | None = None
+    limits: Limits = Limits()
+    cache_size: int = 256
+    """Compiled graders kept (least recently used evicted)."""
+    allow_weak_isolation: bool = False
+    """Run python graders even when the sandbox's full level is not available here."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Extra `Host` names (e.g. behind a reverse proxy); loopback names and the bound address always work."""
+    reward_grader: Any = None
+    """The grader config behind `/get_reward` (None: no such route)."""
+    reward_mapping: OpenRLHFMapping = OpenRLHFMapping()
+    cpu_threads: int = 2
+    """Threads for CPU-bound graders (text metrics), so they never stall the event loop."""
+
+
+class Refusal(Exception):
+    """A request refused before grading, with its status and envelope."""
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+def _json_response(body: bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(body, status, headers=headers, media_type=JSON)
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    import json
+
+    try:
+        return json.loads(raw)  # integers past 64 bits, lone surrogates
+    except (ValueError, RecursionError):
+        raise Refusal(400, error_body("We could not parse the JSON body of your request: it is not valid JSON.", code="invalid_json")) from None
+
+
+class GraderService:
+    """The work behind the routes: cached compiled graders, run the way that keeps the event loop free."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.options = config.options
+        self.limits = config.limits
+        self.cache = GraderCache(config.cache_size)
+        self.python_allowed = config.allow_weak_isolation or full_isolation_available()
+        self.threads = ThreadPoolExecutor(max_workers=config.cpu_threads, thread_name_prefix="graders-cpu")
+        self.in_flight = InFlight(config.limits.max_in_flight)
+        self.reward: OpenRLHFReward | None = None
+        self.reward_mode = INLINE
+        if config.reward_grader is not None:
+            compiled = self.compile(config.reward_grader, self.options)
+            self.reward = OpenRLHFReward(compiled, mapping=config.reward_mapping)
+            self.reward_mode = execution_mode(compiled)
+
+    def compile(self, grader: Any, options: Options) -> CompiledGrader:
+        compiled = CompiledGrader(grader, options)
+        if not self.python_allowed and "python" in grader_types(compiled.config):
+            refuse_python(compiled)
+        return compiled
+
+    def close(self) -> None:
+        self.cache.clear()
+        if self.reward is not None:
+            self.reward.close()
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+    # -- routes ---------------------------------------------------------------------------------------------------
+
+    async def run(self, body: Any) -> bytes:
+        if not isinstance(body, dict):
+            raise invalid_type("body", "an object", body)
+        grader = body.get("grader")
+        if grader is None:
+            raise missing("grader")
+        overrides = request_overrides(body.get("options"))
+        key = hashlib.blake2b(dumps([grader, dict(sorted(overrides.items()))]), digest_size=32).digest()
+        entry = self.cache.lease(key, partial(self._build, grader, overrides))
+        try:
+            if entry.error is not None:
+                raise entry.error
+            compiled = entry.compiled
+            assert compiled is not None
+            args = (body.get("model_sample"), body.get("item"))
+            kwargs = {"sample": body.get("sample"), "reference_answer": body.get("reference_answer", MISSING)}
+            if entry.mode == INLINE:
+                response = compiled.run(*args, **kwargs)
+            elif entry.mode == THREAD:
+                response = await asyncio.get_running_loop().run_in_executor(self.threads, partial(compiled.run, *args, **kwargs))
+            else:
+                response = await compiled.arun(*args, **kwargs)
+            if not entry.named:
+                response.name = generate_name()  # §3.4: a new name on every request
+            return dumps(response.model_dump())
+        finally:
+            self.cache.release(entry)
+
+    def _build(self, grader: Any, overrides: dict[str, Any]) -> CompiledGrader:
+        return self.compile(grader, apply_overrides(self.options, overrides))
+
+    def validate(self, body: Any) -> bytes:
+        if not isinstance(body, dict):
+            raise invalid_type("body", "an object", body)
+        if body.get("grader") is None:
+            raise missing("grader")
+        options = apply_overrides(self.options, request_overrides(body.get("options")))
+        return dumps(validate(body["grader"], options).model_dump())
+
+    async def get_reward(self, body: Any) -> bytes:
+        assert self.reward is not None
+        if not isinstance(body, dict):
+            raise invalid_type("body", "an object", body)
+        queries = body.get("query")
+        if queries is None:
+            raise missing("query")
+        columns = {"query": queries, "prompts": body.get("prompts"), "labels": body.get("labels")}
+        for name, value in columns.items():
+            if value is not None and not isinstance(value, list):
+                raise invalid_type(name, "an array", value)
+        for i, query in enumerate(queries):
+            if not isinstance(query, str):
+                raise invalid_type(f"query[{i}]", "a string", query)
+        for name in ("prompts", "labels"):
+            if columns[name] is not None and len(columns[name]) != len(queries):
+                raise GraderValidationError(
+                    f"Invalid value for '{name}': {len(columns[name])} entries for {len(queries)} queries; give one per query.",
+                    name,
+                    "invalid_value",
+                )
+        prompts, labels = columns["prompts"], columns["labels"]
+        if self.reward_mode == THREAD:
+            result = await asyncio.get_running_loop().run_in_executor(self.threads, self.reward, queries, prompts, labels)
+        else:
+            result = await self.reward.aget_reward(queries, prompts, labels)
+        return dumps(result)
+
+
+def create_app(config: ServerConfig, *, port: int | None = None) -> Guard:
+    """The ASGI app for `config` (`port`: the port actually bound, for the Host check)."""
+    service = GraderService(config)
+    limits = config.limits
+
+    async def read_body(request: Request) -> Any:
+        if request.headers.get("content-length") is not None:
+            raw = await request.body()
+        else:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise Refusal(413, error_body(too_large(limits.max_body_bytes), code="request_too_large"))
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+        return _loads(raw)
+
+    async def guarded(request: Request, work: Any, *, queue: bool) -> Response:
+        """Bound in flight and in time, and turn refusals and validation errors into envelopes."""
+        start = time.monotonic()
+        if queue:
+            try:
+                await asyncio.wait_for(service.in_flight.enter(), limits.request_timeout_s)
+            except asyncio.TimeoutError:
+                return _timeout(limits.request_timeout_s)
+        elif not service.in_flight.try_enter():
+            message = f"This server is grading {service.in_flight.limit} requests already; retry after {limits.retry_after_s} s."
+            return _json_response(error_body(message, "requests", "rate_limit_exceeded"), 429, {"retry-after": str(limits.retry_after_s)})
+        try:
+            body = await read_body(request)
+            remaining = limits.request_timeout_s - (time.monotonic() - start)
+            return _json_response(await asyncio.wait_for(work(body), max(remaining, 0.001)))
+        except GraderValidationError as exc:
+            return _json_response(envelope_of(exc), 400)
+        except Refusal as exc:
+            return _json_response(exc.body, exc.status, exc.headers)
+        except asyncio.TimeoutError:
+            return _timeout(limits.request_timeout_s)
+        except ClientDisconnect:
+            return Response(status_code=499)
+        except Exception:  # noqa: BLE001 - a server bug answers 500 in the envelope; the process keeps serving
+            log.exception("internal error while serving %s", request.url.path)
+            return _json_response(error_body("The server had an error while processing your request.", "server_error"), 500)
+        finally:
+            service.in_flight.leave()
+
+    async def run(request: Request) -> Response:
+        return await guarded(request, service.run, queue=False)
+
+    async def validate_route(request: Request) -> Response:
+        async def work(body: Any) -> bytes:
+            return service.validate(body)
+
+        return await guarded(request, work, queue=False)
+
+    async def get_reward(request: Request) -> Response:
+        return await guarded(request, service.get_reward, queue=True)
+
+    async def health(request: Request) -> Response:
+        python = "full isolation" if full_isolation_available() else "weak isolation allowed" if service.python_allowed else "refused"
+        status = {"status": "ok", "python_graders": python, "get_reward": service.reward is not None, "cached_graders": len(service.cache)}
+        return _json_response(dumps(status))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = "Unknown route." if exc.status_code == 404 else f"{request.method} is not allowed on {request.url.path}."
+        return _json_response(error_body(message, code="not_found" if exc.status_code == 404 else "method_not_allowed"), exc.status_code)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        yield
+        service.close()
+
+    routes = [
+        Route(RUN_PATH, run, methods=["POST"]),
+        Route(VALIDATE_PATH, validate_route, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ]
+    if service.reward is not None:
+        routes.append(Route(REWARD_PATH, get_reward, methods=["POST"]))
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+    app.state.service = service
+    hosts = HostPolicy(config.host, config.port if port is None else port, config.allowed_hosts)
+    return Guard(app, hosts, config.api_key, limits.max_body_bytes)
+
+
+def _timeout(limit: float) -> Response:
+    message = f"The request did not finish within this server's time limit of {limit:g} s (graders serve --request-timeout)."
+    return _json_response(error_body(message, "timeout", "request_timeout"), 504)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: ServerConfig, *, announce: Any = None) -> None:
+    """Run the server until interrupted; `announce(base_url)` is called once it is listening."""
+    import uvicorn
+
+    sock = bind(config.host, config.port)
+    port = sock.getsockname()[1]
+    if not is_loopback(config.host):
+        print(
+            f"graders serve: WARNING: listening on {config.host}, reachable from other machines. "
+            + ("Requests need the API key." if config.api_key else "No API key is set: anyone who can reach it can use it (set --api-key or GRADERS_API_KEY)."),
+            file=sys.stderr,
+        )
+    app = create_app(config, port=port)
+    service: GraderService = app.app.state.service  # type: ignore[attr-defined]
+    if not service.python_allowed:
+        print(
+            "graders serve: WARNING: the python sandbox's full isolation (bubblewrap) is not available here; python "
+            "graders will answer python_grader_server_error (sandbox_unavailable). Install bubblewrap, or start with "
+            "--allow-weak-isolation to run them with less isolation.",
+            file=sys.stderr,
+        )
+    elif config.allow_weak_isolation and not full_isolation_available():
+        print("graders serve: WARNING: python graders run with less than full isolation (--allow-weak-isolation).", file=sys.stderr)
+    shown = f"[{config.host}]" if ":" in config.host else config.host
+    uv = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, timeout_keep_alive=30, lifespan="on")
+    server = uvicorn.Server(uv)
+    if announce is not None:
+        announce(f"http://{shown}:{port}/v1")
+    server.run(sockets=[sock])
