@@ -78,6 +78,9 @@ class CaseReport:
     recorded_reward: float | None = None
     local_flags: list[str] = field(default_factory=list)
     recorded_flags: list[str] = field(default_factory=list)
+    local_error: str | None = None
+    """`HTTP 400 <code> at '<param>'` when the local engine refused the request."""
+    recorded_error: str | None = None
     agrees_with: list[str] = field(default_factory=list)
     """`name=value` flips under which the local response matches the recorded one."""
     changed_by: list[str] = field(default_factory=list)
@@ -142,10 +145,9 @@ class ParityReport:
         for case in self.cases:
             mark = "ok  " if case.ok else "DIFF"
             diff = f"{case.difference:.6g}" if case.difference is not None else "-"
-            lines.append(
-                f"{mark} case {case.index} ({case.name}): local {case.local_reward!r} {_flags(case.local_flags)}, "
-                f"recorded {case.recorded_reward!r} {_flags(case.recorded_flags)}, |difference| {diff}"
-            )
+            local = case.local_error or f"{case.local_reward!r} {_flags(case.local_flags)}"
+            recorded = case.recorded_error or f"{case.recorded_reward!r} {_flags(case.recorded_flags)}"
+            lines.append(f"{mark} case {case.index} ({case.name}): local {local}, recorded {recorded}, |difference| {diff}")
         for case in bad:
             lines.append(f"case {case.index} ({case.name}):")
             lines += [f"  - {d}" for d in case.differences]
@@ -274,11 +276,19 @@ def _run_local(grader: Mapping[str, Any], case: Mapping[str, Any], options: Opti
         return exc
 
 
+def _recorded_error(case: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The inner object of a recorded §12.1 envelope (`{"error": {...}}`), or None for a recorded response."""
+    envelope = case.get("error")
+    if not isinstance(envelope, Mapping):
+        return None
+    inner = envelope.get("error")
+    return inner if isinstance(inner, Mapping) else envelope
+
+
 def _compare_case(local: dict[str, Any] | GraderValidationError, case: Mapping[str, Any], tol: float) -> list[str]:
-    recorded_error = case.get("error")
-    if isinstance(recorded_error, Mapping):
+    recorded = _recorded_error(case)
+    if recorded is not None:
         status = case.get("status", 400)
-        recorded = recorded_error.get("error") if isinstance(recorded_error.get("error"), Mapping) else recorded_error
         if not isinstance(local, GraderValidationError):
             return [f"recorded HTTP {status} ({recorded.get('message')!r}, param {recorded.get('param')!r}); the local engine graded the request (reward {local.get('reward')!r})"]
         diffs = []
@@ -342,8 +352,13 @@ def check_cases(
         if isinstance(case.get("response"), Mapping):
             report.recorded_reward = case["response"].get("reward")
             report.recorded_flags = _wire_flags(case["response"])
+        else:
+            error = _recorded_error(case) or {}
+            report.recorded_error = f"HTTP {case.get('status', 400)} {error.get('code')} at {error.get('param')!r}"
         local = _run_local(grader, case, options)
-        if not isinstance(local, GraderValidationError):
+        if isinstance(local, GraderValidationError):
+            report.local_error = f"HTTP 400 {local.code} at {local.param!r}"
+        else:
             report.local_reward = local.get("reward")
             report.local_flags = _wire_flags(local)
         report.differences = _compare_case(local, case, tol)

@@ -170,7 +170,9 @@ class GraderRunResponse:
     @property
     def errors(self) -> dict[str, Any]:
         """All error keys with their §3.3 defaults, in the observed order."""
-        set_ = self.outcome.errors or {}
+        set_ = self.outcome.errors
+        if not set_:
+            return self._fmt.no_errors.copy()
         return {k: set_.get(k, None if k in TEXT_ERROR_KEYS else False) for k in self._fmt.error_keys}
 
     @property
@@ -251,6 +253,11 @@ class ResponseFormat:
 
     token_usage_format: Literal["object", "integer", "null"] = "object"
     error_keys: tuple[str, ...] = ERROR_KEYS
+    no_errors: dict[str, Any] = field(init=False, repr=False, compare=False, hash=False)
+    """`errors` of a response with nothing set, built once (copied per response: callers may mutate it)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "no_errors", {k: None if k in TEXT_ERROR_KEYS else False for k in self.error_keys})
 
     @classmethod
     def from_options(cls, token_usage_format: str, error_keys: str) -> ResponseFormat:

@@ -52,15 +52,12 @@ def response_text(query: str, prompt: str | None, end_tokens: Sequence[str] = EN
         at = query.find(prompt)
         if at != -1:
             text = query[at + len(prompt) :]
-    stripped = True
-    while stripped:
-        stripped = False
-        text = text.rstrip()
-        for token in end_tokens:
-            if token and text.endswith(token):
-                text = text[: -len(token)]
-                stripped = True
-    return text
+    while True:
+        tail = text.rstrip()  # whitespace after an end token is the chat template's, not the model's
+        token = next((t for t in end_tokens if t and tail.endswith(t)), None)
+        if token is None:
+            return text
+        text = tail[: -len(token)]
 
 
 class OpenRLHFReward:

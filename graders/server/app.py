@@ -16,12 +16,12 @@ type, API key, declared body size), then the in-flight bound, then the per-reque
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import gc
 import logging
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -54,6 +54,14 @@ RUN_PATH = "/v1/fine_tuning/alpha/graders/run"
 VALIDATE_PATH = "/v1/fine_tuning/alpha/graders/validate"
 REWARD_PATH = "/get_reward"
 JSON = "application/json"
+UVICORN_SETTINGS: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "server_header": False,
+    "proxy_headers": False,  # client addresses are never used, so X-Forwarded-* is never trusted either
+    "timeout_keep_alive": 30,
+    "lifespan": "on",
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ class ServerConfig:
     options: Options = field(default_factory=Options)
     """The server's options (paths, endpoints, limits included); requests may change only scoring options."""
     api_key: str | None = None
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
     cache_size: int = 256
     """Compiled graders kept (least recently used evicted)."""
     allow_weak_isolation: bool = False
@@ -74,7 +82,7 @@ class ServerConfig:
     """Extra `Host` names (e.g. behind a reverse proxy); loopback names and the bound address always work."""
     reward_grader: Any = None
     """The grader config behind `/get_reward` (None: no such route)."""
-    reward_mapping: OpenRLHFMapping = OpenRLHFMapping()
+    reward_mapping: OpenRLHFMapping = field(default_factory=OpenRLHFMapping)
     cpu_threads: int = 2
     """Threads for CPU-bound graders (text metrics), so they never stall the event loop."""
 
@@ -137,14 +145,15 @@ class GraderService:
 
     # -- routes ---------------------------------------------------------------------------------------------------
 
-    async def run(self, body: Any) -> bytes:
+    async def run(self, body: Any, deadline: float) -> bytes:
+        """One `/run`; `deadline` (monotonic) bounds the grades that wait (inline ones take microseconds)."""
         if not isinstance(body, dict):
             raise invalid_type("body", "an object", body)
         grader = body.get("grader")
         if grader is None:
             raise missing("grader")
         overrides = request_overrides(body.get("options"))
-        key = hashlib.blake2b(dumps([grader, dict(sorted(overrides.items()))]), digest_size=32).digest()
+        key = dumps([grader, dict(sorted(overrides.items()))]) if overrides else dumps(grader)
         entry = self.cache.lease(key, partial(self._build, grader, overrides))
         try:
             if entry.error is not None:
@@ -156,9 +165,10 @@ class GraderService:
             if entry.mode == INLINE:
                 response = compiled.run(*args, **kwargs)
             elif entry.mode == THREAD:
-                response = await asyncio.get_running_loop().run_in_executor(self.threads, partial(compiled.run, *args, **kwargs))
+                work = asyncio.get_running_loop().run_in_executor(self.threads, partial(compiled.run, *args, **kwargs))
+                response = await asyncio.wait_for(work, deadline - time.monotonic())
             else:
-                response = await compiled.arun(*args, **kwargs)
+                response = await asyncio.wait_for(compiled.arun(*args, **kwargs), deadline - time.monotonic())
             if not entry.named:
                 response.name = generate_name()  # §3.4: a new name on every request
             return dumps(response.model_dump())
@@ -168,7 +178,7 @@ class GraderService:
     def _build(self, grader: Any, overrides: dict[str, Any]) -> CompiledGrader:
         return self.compile(grader, apply_overrides(self.options, overrides))
 
-    def validate(self, body: Any) -> bytes:
+    async def validate(self, body: Any, deadline: float) -> bytes:
         if not isinstance(body, dict):
             raise invalid_type("body", "an object", body)
         if body.get("grader") is None:
@@ -176,7 +186,7 @@ class GraderService:
         options = apply_overrides(self.options, request_overrides(body.get("options")))
         return dumps(validate(body["grader"], options).model_dump())
 
-    async def get_reward(self, body: Any) -> bytes:
+    async def get_reward(self, body: Any, deadline: float) -> bytes:
         assert self.reward is not None
         if not isinstance(body, dict):
             raise invalid_type("body", "an object", body)
@@ -198,71 +208,82 @@ class GraderService:
                     "invalid_value",
                 )
         prompts, labels = columns["prompts"], columns["labels"]
+        work: Awaitable[dict[str, Any]]
         if self.reward_mode == THREAD:
-            result = await asyncio.get_running_loop().run_in_executor(self.threads, self.reward, queries, prompts, labels)
+            work = asyncio.get_running_loop().run_in_executor(self.threads, self.reward, queries, prompts, labels)
         else:
-            result = await self.reward.aget_reward(queries, prompts, labels)
+            work = self.reward.aget_reward(queries, prompts, labels)
+        result = await asyncio.wait_for(work, deadline - time.monotonic())
         return dumps(result)
+
+
+class GradingEndpoint:
+    """One POST route as a plain ASGI app (no Request/Response objects on the hot path): read the body within the
+    limit, take an in-flight slot (or queue for one), run `work(body, deadline)`, answer JSON or an envelope."""
+
+    def __init__(self, work: Any, service: GraderService, *, queue: bool) -> None:
+        self.work = work
+        self.service = service
+        self.queue = queue
+        self.limits = service.limits
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        status, body, headers = await self.handle(receive)
+        head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+        await send({"type": "http.response.start", "status": status, "headers": head})
+        await send({"type": "http.response.body", "body": body})
+
+    async def handle(self, receive: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        limits, in_flight = self.limits, self.service.in_flight
+        deadline = time.monotonic() + limits.request_timeout_s
+        if self.queue:
+            try:
+                await asyncio.wait_for(in_flight.enter(), limits.request_timeout_s)
+            except asyncio.TimeoutError:
+                return _timeout(limits.request_timeout_s)
+        elif not in_flight.try_enter():
+            message = f"This server is grading {in_flight.limit} requests already; retry after {limits.retry_after_s} s."
+            retry = [(b"retry-after", str(limits.retry_after_s).encode())]
+            return 429, error_body(message, "requests", "rate_limit_exceeded"), retry
+        try:
+            return 200, await self.work(await self.read_body(receive), deadline), []
+        except GraderValidationError as exc:
+            return 400, envelope_of(exc), []
+        except Refusal as exc:
+            return exc.status, exc.body, [(k.encode(), v.encode()) for k, v in exc.headers.items()]
+        except asyncio.TimeoutError:
+            return _timeout(limits.request_timeout_s)
+        except Exception:  # noqa: BLE001 - a server bug answers 500 in the envelope; the process keeps serving
+            log.exception("internal error while serving a request")
+            return 500, error_body("The server had an error while processing your request.", "server_error"), []
+        finally:
+            in_flight.leave()
+
+    async def read_body(self, receive: Any) -> Any:
+        """The JSON body; 413 as soon as it grows past the limit (a declared length was checked by the guard)."""
+        limit = self.limits.max_body_bytes
+        message = await receive()
+        raw = message.get("body", b"")
+        if message.get("more_body"):
+            chunks, size = [raw], len(raw)
+            while message.get("more_body"):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Refusal(400, error_body("The client went away before sending the whole body."))
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise Refusal(413, error_body(too_large(limit), code="request_too_large"))
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+        elif len(raw) > limit:
+            raise Refusal(413, error_body(too_large(limit), code="request_too_large"))
+        return _loads(raw)
 
 
 def create_app(config: ServerConfig, *, port: int | None = None) -> Guard:
     """The ASGI app for `config` (`port`: the port actually bound, for the Host check)."""
     service = GraderService(config)
-    limits = config.limits
-
-    async def read_body(request: Request) -> Any:
-        if request.headers.get("content-length") is not None:
-            raw = await request.body()
-        else:
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limits.max_body_bytes:
-                    raise Refusal(413, error_body(too_large(limits.max_body_bytes), code="request_too_large"))
-                chunks.append(chunk)
-            raw = b"".join(chunks)
-        return _loads(raw)
-
-    async def guarded(request: Request, work: Any, *, queue: bool) -> Response:
-        """Bound in flight and in time, and turn refusals and validation errors into envelopes."""
-        start = time.monotonic()
-        if queue:
-            try:
-                await asyncio.wait_for(service.in_flight.enter(), limits.request_timeout_s)
-            except asyncio.TimeoutError:
-                return _timeout(limits.request_timeout_s)
-        elif not service.in_flight.try_enter():
-            message = f"This server is grading {service.in_flight.limit} requests already; retry after {limits.retry_after_s} s."
-            return _json_response(error_body(message, "requests", "rate_limit_exceeded"), 429, {"retry-after": str(limits.retry_after_s)})
-        try:
-            body = await read_body(request)
-            remaining = limits.request_timeout_s - (time.monotonic() - start)
-            return _json_response(await asyncio.wait_for(work(body), max(remaining, 0.001)))
-        except GraderValidationError as exc:
-            return _json_response(envelope_of(exc), 400)
-        except Refusal as exc:
-            return _json_response(exc.body, exc.status, exc.headers)
-        except asyncio.TimeoutError:
-            return _timeout(limits.request_timeout_s)
-        except ClientDisconnect:
-            return Response(status_code=499)
-        except Exception:  # noqa: BLE001 - a server bug answers 500 in the envelope; the process keeps serving
-            log.exception("internal error while serving %s", request.url.path)
-            return _json_response(error_body("The server had an error while processing your request.", "server_error"), 500)
-        finally:
-            service.in_flight.leave()
-
-    async def run(request: Request) -> Response:
-        return await guarded(request, service.run, queue=False)
-
-    async def validate_route(request: Request) -> Response:
-        async def work(body: Any) -> bytes:
-            return service.validate(body)
-
-        return await guarded(request, work, queue=False)
-
-    async def get_reward(request: Request) -> Response:
-        return await guarded(request, service.get_reward, queue=True)
 
     async def health(request: Request) -> Response:
         python = "full isolation" if full_isolation_available() else "weak isolation allowed" if service.python_allowed else "refused"
@@ -279,22 +300,23 @@ def create_app(config: ServerConfig, *, port: int | None = None) -> Guard:
         yield
         service.close()
 
-    routes = [
-        Route(RUN_PATH, run, methods=["POST"]),
-        Route(VALIDATE_PATH, validate_route, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-    ]
+    endpoints = {
+        RUN_PATH: GradingEndpoint(service.run, service, queue=False),
+        VALIDATE_PATH: GradingEndpoint(service.validate, service, queue=False),
+    }
     if service.reward is not None:
-        routes.append(Route(REWARD_PATH, get_reward, methods=["POST"]))
+        endpoints[REWARD_PATH] = GradingEndpoint(service.get_reward, service, queue=True)
+    routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
+    routes.append(Route("/health", health, methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     app.state.service = service
     hosts = HostPolicy(config.host, config.port if port is None else port, config.allowed_hosts)
-    return Guard(app, hosts, config.api_key, limits.max_body_bytes)
+    return Guard(app, hosts, config.api_key, config.limits.max_body_bytes, fast_routes=endpoints)
 
 
-def _timeout(limit: float) -> Response:
+def _timeout(limit: float) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     message = f"The request did not finish within this server's time limit of {limit:g} s (graders serve --request-timeout)."
-    return _json_response(error_body(message, "timeout", "request_timeout"), 504)
+    return 504, error_body(message, "timeout", "request_timeout"), []
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -332,8 +354,10 @@ def serve(config: ServerConfig, *, announce: Any = None) -> None:
     elif config.allow_weak_isolation and not full_isolation_available():
         print("graders serve: WARNING: python graders run with less than full isolation (--allow-weak-isolation).", file=sys.stderr)
     shown = f"[{config.host}]" if ":" in config.host else config.host
-    uv = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, timeout_keep_alive=30, lifespan="on")
+    uv = uvicorn.Config(app, **UVICORN_SETTINGS)
     server = uvicorn.Server(uv)
+    gc.collect()
+    gc.freeze()  # what start-up imported never changes: keep it out of every later collection
     if announce is not None:
         announce(f"http://{shown}:{port}/v1")
     server.run(sockets=[sock])

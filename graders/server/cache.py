@@ -1,5 +1,8 @@
 """A bounded least-recently-used cache of compiled graders, keyed by the config's JSON and the request's options.
 
+The key is the re-serialised JSON itself (key order kept: a `multi`'s key order decides its response), not a digest
+of it: hashing bytes is what the dict does anyway, and a compiled grader holds its whole config already.
+
 A config seen before is neither revalidated nor rebuilt: its templates stay compiled and its python workers, model
 clients and metric state stay warm. An invalid config is cached as its validation error, so it is not revalidated
 either. An evicted grader is closed once no request is still using it.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from .envelope import error_body
@@ -87,13 +87,27 @@ def _digest(key: str) -> bytes:
 
 
 class Guard:
-    """ASGI middleware applying the module's checks, then calling `app`."""
+    """ASGI middleware applying the module's checks, then calling `app`.
 
-    def __init__(self, app: ASGIApp, hosts: HostPolicy, api_key: str | None, max_body_bytes: int) -> None:
+    `fast_routes` maps exact POST paths to their ASGI endpoints, which get the request straight after the checks;
+    everything else (other routes, 404, 405, lifespan) goes to `app`. The two grading routes carry nearly all the
+    traffic, and skipping the router's middleware and pattern match there is a measurable share of a string_check.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        hosts: HostPolicy,
+        api_key: str | None,
+        max_body_bytes: int,
+        fast_routes: Mapping[str, ASGIApp] | None = None,
+    ) -> None:
         self.app = app
         self.hosts = hosts
         self._key_digest = _digest(api_key) if api_key else None
         self.max_body_bytes = max_body_bytes
+        self.fast_routes = fast_routes or {}
+        self._good_hosts: set[bytes] = set()
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
         if scope["type"] != "http":
@@ -105,11 +119,19 @@ class Guard:
             status, message, type_, code, extra = problem
             await _reply(send, status, error_body(message, type_, code), extra)
             return
-        await self.app(scope, receive, send)
+        endpoint = self.fast_routes.get(scope["path"]) if scope["method"] == "POST" else None
+        await (endpoint or self.app)(scope, receive, send)
+
+    def _host_ok(self, host: bytes | None) -> bool:
+        if host in self._good_hosts:
+            return True
+        ok = self.hosts.allows(host.decode("latin-1") if host is not None else None)
+        if ok and host is not None and len(self._good_hosts) < 64:
+            self._good_hosts.add(host)
+        return ok
 
     def _check(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str, str, list[tuple[bytes, bytes]]] | None:
-        host = headers.get(b"host")
-        if not self.hosts.allows(host.decode("latin-1") if host is not None else None):
+        if not self._host_ok(headers.get(b"host")):
             return 403, "The Host header does not name this server; requests through other names are refused.", "invalid_request_error", "host_not_allowed", []
         path = scope["path"]
         if path in OPEN_PATHS:

@@ -41,7 +41,7 @@ def _refuse(evaluator: Evaluator) -> Evaluator:
         evaluator.close()
         return RefusedPython(evaluator.config, evaluator.options)
     if isinstance(evaluator, MultiEvaluator):
-        subs = evaluator._subs  # noqa: SLF001 - the one container type; sub-evaluators have no public setter
+        subs = evaluator._subs  # the one container type; its sub-evaluators have no public setter
         for key, sub in subs.items():
             subs[key] = _refuse(sub)
     return evaluator
