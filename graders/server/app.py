@@ -21,8 +21,8 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,7 +41,7 @@ from ..integrations.openrlhf import OpenRLHFMapping, OpenRLHFReward
 from ..namespaces import MISSING
 from ..options import Options
 from ..validation import GraderValidationError, generate_name, invalid_type, missing, validate
-from .cache import INLINE, THREAD, GraderCache, execution_mode, grader_types
+from .cache import INLINE, THREAD, Entry, GraderCache, execution_mode, grader_types
 from .envelope import envelope_of, error_body
 from .guard import Guard, HostPolicy, is_loopback, too_large
 from .isolation import full_isolation_available, refuse_python
@@ -154,7 +154,9 @@ class GraderService:
             raise missing("grader")
         overrides = request_overrides(body.get("options"))
         key = dumps([grader, dict(sorted(overrides.items()))]) if overrides else dumps(grader)
-        entry = self.cache.lease(key, partial(self._build, grader, overrides))
+        entry = self.cache.lease_cached(key)
+        if entry is None:  # validating and building (templates, a WordNet load) may take a while: not on the loop
+            entry = await self._lease_in_thread(key, partial(self._build, grader, overrides))
         try:
             if entry.error is not None:
                 raise entry.error
@@ -175,6 +177,19 @@ class GraderService:
         finally:
             self.cache.release(entry)
 
+    async def _lease_in_thread(self, key: bytes, build: Callable[[], CompiledGrader]) -> Entry:
+        """`cache.lease` on a worker thread; if the request is cancelled meanwhile, the lease is still released."""
+        future = self.threads.submit(self.cache.lease, key, build)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(self._release_abandoned)
+            raise
+
+    def _release_abandoned(self, future: Future[Entry]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.cache.release(future.result())
+
     def _build(self, grader: Any, overrides: dict[str, Any]) -> CompiledGrader:
         return self.compile(grader, apply_overrides(self.options, overrides))
 
@@ -184,7 +199,9 @@ class GraderService:
         if body.get("grader") is None:
             raise missing("grader")
         options = apply_overrides(self.options, request_overrides(body.get("options")))
-        return dumps(validate(body["grader"], options).model_dump())
+        work = partial(validate, body["grader"], options)  # compiling a large python source takes milliseconds
+        echo = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self.threads, work), deadline - time.monotonic())
+        return dumps(echo.model_dump())
 
     async def get_reward(self, body: Any, deadline: float) -> bytes:
         assert self.reward is not None

@@ -68,15 +68,23 @@ class GraderCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lease(self, key: bytes, build: Callable[[], CompiledGrader]) -> Entry:
-        """The entry for `key`, built on a miss (outside the lock); the caller must `release` it."""
+    def lease_cached(self, key: bytes) -> Entry | None:
+        """The entry for `key` if it is cached (then the caller must `release` it), else None."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                entry.users += 1
-                self.hits += 1
-                return entry
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            entry.users += 1
+            self.hits += 1
+            return entry
+
+    def lease(self, key: bytes, build: Callable[[], CompiledGrader]) -> Entry:
+        """The entry for `key`, built on a miss (outside the lock); the caller must `release` it."""
+        entry = self.lease_cached(key)
+        if entry is not None:
+            return entry
+        with self._lock:
             self.misses += 1
         try:
             compiled = build()
