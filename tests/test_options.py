@@ -1,15 +1,23 @@
-"""Options: every spec unknown (§14) is a named, switchable option with the recommended default."""
+"""Options: every unknown of the decision table (§14) is a named, switchable option with the recommended default."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from graders import OptionError, Options
+from graders.options import describe_options
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "graders-behaviour.md"
+BEHAVIOUR = Path(__file__).resolve().parent.parent / "docs" / "behaviour.md"
+
+# The one place that lists where graders/options.py does not yet match docs/behaviour.md §14. These options and
+# defaults are being added to the code; delete an entry when its change lands (the tests below fail on a stale
+# entry, so both lists only shrink).
+NOT_YET_OPTIONS = {"template.json_string_steps": "U50", "formula.identifier_pattern": "U39"}
+NOT_YET_DEFAULTS = {"text_similarity.fuzzy_match.scorer": "U19", "validate.python_compile_check": "U47"}
 
 
 def test_every_option_has_a_stable_dotted_name_and_default():
@@ -38,15 +46,43 @@ def test_every_option_has_a_stable_dotted_name_and_default():
         assert flat[name] == value, name
 
 
-@pytest.mark.skipif(not SPEC.is_file(), reason="the spec (../shared/spec) is not beside this checkout")
-def test_every_spec_unknown_has_an_option():
-    """Each U-row of the §14 table names an option prefix that exists here."""
+def decision_table() -> list[tuple[str, list[str], list[str]]]:
+    """(id, option names, default tokens) for each row of the §14 table in docs/behaviour.md."""
+    section = BEHAVIOUR.read_text().split("\n## 14. ", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (U\d+) \| [^|]+\| ([^|]+)\| ([^|]+)\|", section, re.M)
+    return [(uid, re.findall(r"`([^`]+)`", options), re.findall(r"`([^`]+)`", default)) for uid, options, default in rows]
+
+
+def test_every_unknown_in_the_decision_table_has_an_option():
+    """Each U-row of docs/behaviour.md §14 names options that exist, and each option's description cites that id."""
+    rows = decision_table()
+    assert [uid for uid, _, _ in rows] == [f"U{n}" for n in range(1, 51)]
+    descriptions = {name: text for name, _, text in describe_options()}
+    for uid, names, _ in rows:
+        assert names, uid
+        for name in names:
+            if name in NOT_YET_OPTIONS:
+                assert name not in descriptions, f"{name} exists now: remove it from NOT_YET_OPTIONS"
+                continue
+            assert name in descriptions, (uid, name)
+            assert re.match(rf"{uid}\b", descriptions[name]), (uid, name, descriptions[name])
+
+
+def test_decision_table_defaults_are_the_code_defaults():
+    """The default column of §14 gives, in order, the value `graders options` prints for each option of the row."""
     flat = Options().flat()
-    rows = re.findall(r"^\| (U\d+) \| [^|]+\| `([^`]+)`", SPEC.read_text(), re.M)
-    assert len(rows) == 49
-    for uid, option in rows:
-        prefix = option.split(".*")[0].split(".{")[0].split(" ")[0]
-        assert any(name == prefix or name.startswith(prefix + ".") for name in flat), (uid, option)
+    for uid, names, defaults in decision_table():
+        for name, token in zip(names, defaults):
+            if name in NOT_YET_OPTIONS:
+                continue
+            try:
+                documented = json.loads(token)
+            except ValueError:
+                continue  # a prose default such as "never set"
+            if name in NOT_YET_DEFAULTS:
+                assert flat[name] != documented, f"{name} matches now: remove it from NOT_YET_DEFAULTS"
+            else:
+                assert flat[name] == documented, (uid, name, flat[name], documented)
 
 
 def test_with_values_errors_name_the_option():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 import graders
@@ -77,6 +80,53 @@ def test_word_metrics_tables_b_c_U20_U23(metric, opts, probe, expected):
         assert 0 < resp.reward < 1e-6
     else:
         assert resp.reward == pytest.approx(expected, abs=1e-6)
+
+
+METRICS_DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
+DOC_B_COLUMNS = {  # Table B's column headings in docs/metrics.md → the TABLE_B case they show
+    "bleu none": ("bleu", (("text_similarity.bleu.smoothing", "none"),)),
+    "bleu m1": ("bleu", ()),
+    "bleu m4": ("bleu", (("text_similarity.bleu.smoothing", "method4"),)),
+    "sacrebleu/100": ("bleu", (("text_similarity.bleu.implementation", "sacrebleu"),)),
+    "gleu": ("gleu", ()),
+    "rouge1 F": ("rouge_1", ()),
+    "rouge1 F stem": ("rouge_1", (("text_similarity.rouge.stemmer", True),)),
+    "rouge2 F": ("rouge_2", ()),
+    "rougeL F": ("rouge_l", ()),
+    "rouge1 P": ("rouge_1", (("text_similarity.rouge.measure", "precision"),)),
+    "rouge1 R": ("rouge_1", (("text_similarity.rouge.measure", "recall"),)),
+    "meteor": ("meteor", ()),
+}
+DOC_C_COLUMNS = {"bleu m1": "bleu", "gleu": "gleu", "meteor": "meteor"}
+
+
+def doc_table(title: str) -> dict[str, list[float]]:
+    """One calibration table of docs/metrics.md as {column heading: [value on P1, P2, …]}."""
+    section = METRICS_DOC.read_text().split(f"### {title}", 1)[1].split("\n### ", 1)[0]
+    lines = [line.strip().strip("|") for line in section.splitlines() if line.startswith("| ")]
+    header = [cell.strip().strip("`") for cell in lines[0].split("|")]
+    rows = [[cell.strip() for cell in line.split("|")] for line in lines[2:] if line.startswith(" P")]
+    return {column: [float(row[i]) for row in rows] for i, column in enumerate(header) if i}
+
+
+def test_docs_calibration_tables_are_the_tested_values():
+    """docs/metrics.md Tables A–C carry exactly the values the tests above check against the engine, on these probes."""
+    for doc in (METRICS_DOC, METRICS_DOC.with_name("behaviour.md")):
+        probes = re.findall(r"^\| (P\d) \| `([^`]*)` \| `([^`]*)` \|$", doc.read_text(), re.M)
+        assert {name: (hyp, ref) for name, hyp, ref in probes} == P and len(probes) == len(P), doc.name
+    table_a = doc_table("Table A")
+    assert table_a.keys() == TABLE_A.keys()
+    for scorer, values in TABLE_A.items():
+        assert table_a[scorer] == pytest.approx(values, abs=1e-6), scorer
+    table_b = doc_table("Table B")
+    assert table_b.keys() == DOC_B_COLUMNS.keys()
+    for column, case in DOC_B_COLUMNS.items():
+        assert table_b[column] == pytest.approx(TABLE_B[case], abs=1e-6), column
+    table_c = doc_table("Table C")
+    assert table_c.keys() == DOC_C_COLUMNS.keys()
+    for (metric, _), values in TABLE_C.items():
+        column = next(c for c, m in DOC_C_COLUMNS.items() if m == metric)
+        assert table_c[column] == pytest.approx(values, abs=1e-6), column
 
 
 def test_sacrebleu_identical_strings_clamped_to_one():
