@@ -128,3 +128,16 @@ def test_make_reward_is_openrlhf_file_mode_reward_func(tmp_path: Path) -> None:
 def test_make_reward_rejects_unknown_mapping_fields() -> None:
     with pytest.raises(TypeError, match="label_column"):
         make_reward(CHECK, label_column="x")
+
+
+def test_invalid_reward_grader_is_refused_at_start(tmp_path: Path) -> None:
+    """A bad --reward-grader stops the server before it listens, naming the file and the field."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**CHECK, "input": 3}))
+    done = subprocess.run([sys.executable, "-m", "graders.cli", "serve", "--port", "0", "--reward-grader", str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and not done.stdout
+    assert f"--reward-grader {path}: Invalid type for 'input'" in done.stderr

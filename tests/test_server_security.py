@@ -250,7 +250,16 @@ def attacks(port: int) -> dict[str, str]:
         "fork_bomb": "import os\ndef grade(s, i):\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n",
         "outlast_the_clock": "import signal\ndef grade(s, i):\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    while True:\n        pass\n",
         "huge_reply": "def grade(s, i):\n    return 'x' * (300 * 1024 * 1024)\n",
+        "exhaust_memory": "def grade(s, i):\n    blocks = [bytearray(1024 ** 3) for _ in range(8)]\n    return 1.0\n",
+        "read_another_graders_file": (
+            "import os\n"
+            "def grade(s, i):\n    return 1.0 if os.path.exists('/tmp/left-by-another-grader') else 0.0\n"
+        ),
     }
+
+
+# Run before `read_another_graders_file`: a different source that leaves a file behind in its worker's /tmp.
+LEAVE_A_FILE = "def grade(s, i):\n    open('/tmp/left-by-another-grader', 'w').write('x')\n    return 0.0\n"
 
 
 @pytest.fixture(scope="module")
@@ -278,12 +287,24 @@ def hostile_server() -> Any:
         "fork_bomb",
         "outlast_the_clock",
         "huge_reply",
+        "exhaust_memory",
+        pytest.param(
+            "read_another_graders_file",
+            marks=pytest.mark.xfail(
+                full_isolation,
+                reason="warm workers are shared by grader sources, so one grader's /tmp is another's; the sandbox "
+                "hardening gives each source its own worker",
+                strict=True,
+            ),
+        ),
     ],
 )
 def test_hostile_python_over_http_is_contained(hostile_server: tuple[GradersServer, Listener], attack: str) -> None:
     """A stranger's python grader: HTTP 200, the attack fails (never a reward of 1.0), nothing reaches the host
     listener, and the server keeps answering other requests. Without full isolation it never runs at all."""
     srv, listener = hostile_server
+    if attack == "read_another_graders_file":
+        assert srv.run({"grader": {"type": "python", "name": "writer", "source": LEAVE_A_FILE}, "model_sample": "x"}).status_code == 200
     resp = srv.run({"grader": {"type": "python", "name": attack, "source": attacks(listener.port)[attack]}, "model_sample": "x"}, timeout=120)
     assert resp.status_code == 200
     body = resp.json()

@@ -1,8 +1,9 @@
 """The server: OpenAI's graders routes with the hosted bodies (§3), OpenRLHF's `/get_reward`, and `GET /health`.
 
-Starlette routes the requests and uvicorn serves them: both are small, typed and actively maintained, and
-uvicorn uses uvloop and httptools when they are installed. Every request first passes `guard.Guard` (host, content
-type, API key, declared body size), then the in-flight bound, then the per-request time limit.
+uvicorn serves the app (with uvloop and httptools when installed) and Starlette routes what is not a grading route
+(`/health`, 404, 405) and runs the lifespan: both are small, typed and actively maintained. Every request first
+passes `guard.Guard` (host, content type, API key, declared body size), which hands the grading routes straight to
+their `GradingEndpoint` (in-flight bound, body limit, per-request time limit, envelopes).
 
 - `POST /v1/fine_tuning/alpha/graders/run`: `{"grader", "model_sample" | "sample", "item"?, "reference_answer"?}`
   → the `GraderRunResponse` (§3.2), 200 also when grading failed (flags, §3.2), 400 with the §12.1 envelope for
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import socket
 import sys
@@ -105,8 +107,6 @@ def _loads(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         pass
-    import json
-
     try:
         return json.loads(raw)  # integers past 64 bits, lone surrogates
     except (ValueError, RecursionError):

@@ -8,6 +8,7 @@ import sys
 from typing import TextIO
 
 from ..cli import InputError, _add_option_flags, _load_grader, _options
+from ..validation import GraderValidationError
 from .limits import Limits
 
 API_KEY_ENV = "GRADERS_API_KEY"
@@ -35,6 +36,9 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             reward_grader=_load_grader(args.reward_grader) if args.reward_grader else None,
         )
         serve(config, announce=lambda url: print(url, file=out, flush=True))
+    except GraderValidationError as exc:
+        print(f"graders serve: --reward-grader {args.reward_grader}: {exc.message}", file=sys.stderr)
+        return 1
     except OSError as exc:
         raise InputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0
