@@ -214,15 +214,14 @@ def compare(local: Mapping[str, Any], recorded: Mapping[str, Any], tol: float = 
 def _hints(grader: Mapping[str, Any], diffs: list[str], options: Options) -> list[str]:
     if not any(d.startswith(("reward", "sub_rewards", "metadata.scores")) for d in diffs):
         return []
-    types = {grader.get("type")}
-    if grader.get("type") == "multi" and isinstance(grader.get("graders"), Mapping):
-        types |= {g.get("type") for g in grader["graders"].values() if isinstance(g, Mapping)}
+    types = set(_types(grader))
     flat = options.flat()
     names = [n for t in SUSPECT_OPTIONS if t in types for n in SUSPECT_OPTIONS[t]]
     return [f"a score differs; options that decide it (now): " + ", ".join(f"{n}={flat[n]!r}" for n in names if n in flat)] if names else []
 
 
 def _types(grader: Mapping[str, Any]) -> list[str]:
+    """The grader types in a config, the top level first."""
     types = [grader.get("type")]
     if grader.get("type") == "multi" and isinstance(grader.get("graders"), Mapping):
         types += [g.get("type") for g in grader["graders"].values() if isinstance(g, Mapping)]
