@@ -1,21 +1,22 @@
 """A small client for any endpoint that speaks the graders API (hosted, Azure, a colleague's `graders serve`).
 
 Used by `graders parity record`. Retries only transient failures (connect errors, timeouts, 429, 5xx), with
-exponential backoff and full jitter, and a server's `Retry-After` / `retry-after-ms` wins, as for model graders
-(`models.*` options, §9.2). The key travels only in the `Authorization` header, never into what is recorded.
+exponential backoff and full jitter, and a server's `Retry-After` / `retry-after-ms` wins: the model client's
+`RetryPolicy` and header reading (§9.2). The key travels only in the `Authorization` header, never into what is
+recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from .evaluators.model.client import RetryPolicy
+from .evaluators.model.client import _retry_after as retry_after
 
 RUN_PATH = "/fine_tuning/alpha/graders/run"
 
@@ -39,26 +40,6 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
-    """`retry-after-ms` (OpenAI) or `Retry-After` in seconds or as an HTTP date."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
-
-
 class GradersClient:
     """POSTs `/run` bodies to `base_url` with bounded concurrency and transient-only retries."""
 
@@ -74,17 +55,10 @@ class GradersClient:
         concurrency: int = 8,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
+        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s, backoff_max_s)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(timeout=timeout_s, headers=headers, limits=httpx.Limits(max_connections=concurrency))
         self._limit = asyncio.Semaphore(concurrency)
-
-    def _delay(self, attempt: int, server_says: float | None) -> float:
-        if server_says is not None:
-            return min(self.backoff_max_s, server_says * (1.0 + 0.1 * random.random()))
-        return random.uniform(0.0, min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1)))
 
     async def post(self, path: str, body: dict[str, Any]) -> Reply:
         attempt = 0
@@ -95,7 +69,7 @@ class GradersClient:
                 async with self._limit:
                     response = await self._http.post(self.base_url + path, json=body)
                 transient = response.status_code == 429 or response.status_code >= 500
-                if not transient or attempt > self.max_retries:
+                if not transient or attempt > self.policy.max_retries:
                     try:
                         payload = response.json()
                     except ValueError:
@@ -103,9 +77,9 @@ class GradersClient:
                     return Reply(response.status_code, payload, attempt)
                 wait = retry_after(response.headers)
             except httpx.TransportError as exc:
-                if attempt > self.max_retries:
+                if attempt > self.policy.max_retries:
                     return Reply(None, None, attempt, f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(self._delay(attempt, wait))
+            await asyncio.sleep(self.policy.delay(attempt, wait))
 
     async def run(self, body: dict[str, Any]) -> Reply:
         return await self.post(RUN_PATH, body)

@@ -82,7 +82,7 @@ def test_record_retries_429_honouring_retry_after(tmp_path: Path) -> None:
         "--max-in-flight", "1", "--retry-after", "1", "-o", f"models.base_url={chat.base_url}"
     ) as srv:
         done = graders_cli("parity", "record", str(grader), str(data), "--base-url", srv.base_url, "--out", str(cases),
-                           "--concurrency", "4", "--max-retries", "6", "--no-flip",
+                           "--concurrency", "4", "--max-retries", "20", "--no-flip",
                            "-o", f"models.base_url={chat.base_url}")
         assert chat.stats()["requests"] >= 8  # each row graded by the server and again locally
     recorded = [json.loads(line) for line in cases.read_text().splitlines()]
