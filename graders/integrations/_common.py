@@ -33,12 +33,8 @@ class ItemMapping:
     error_reward: float = 0.0
     """Reward given to a sample whose grade failed (it is also marked `errored` in the extras)."""
 
-    def item(self, label: Any, prompt: Any = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        item: dict[str, Any] = dict(extra or {})
-        if isinstance(label, Mapping):
-            item.update(label)
-        else:
-            item[self.label_key] = label
+    def item(self, label: Any, prompt: Any = None) -> dict[str, Any]:
+        item: dict[str, Any] = dict(label) if isinstance(label, Mapping) else {self.label_key: label}
         if self.prompt_key is not None and prompt is not None:
             item.setdefault(self.prompt_key, prompt)
         return item
