@@ -1,7 +1,7 @@
 """Core engine overhead: string_check and a 3-way multi of string_checks, against bare Python in the same run.
 
 Prints, per grader: single-call `run()` latency, `run_many()` throughput, and the same comparisons done by a bare
-Python loop (the baseline), with the engine's per-sample overhead. Targets (issue 2, 2-core machine):
+Python loop (the baseline), with the engine's per-sample overhead. Targets (2-core machine):
 `.run()` overhead ≤ 10 µs per sample; `.run_many()` ≥ 250,000 string_check rows/s in one process.
 
     python benchmarks/bench_core.py [--rows 200000]

@@ -1,4 +1,4 @@
-"""Model-grader throughput against the test chat server with a fixed artificial latency (issue 5).
+"""Model-grader throughput against the test chat server with a fixed artificial latency.
 
 For each concurrency (1, 16, 64, 256) it measures, in the same run:
 

@@ -13,6 +13,7 @@ import argparse
 import random
 import time
 import warnings
+from pathlib import Path
 
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from nltk.translate.gleu_score import sentence_gleu
@@ -21,7 +22,8 @@ from rapidfuzz import fuzz, utils
 from rouge_score import rouge_scorer
 
 import graders
-from graders.evaluators.text_similarity.wordnet import load_wordnet
+from graders.options import Options
+from graders.resources.wordnet import load_wordnet
 
 WORDS = "the a cat dog sat ran on under mat rug quickly slowly Paris capital France is was big small red blue".split()
 
@@ -41,7 +43,8 @@ def timed(fn) -> float:
 
 
 def raw_calls():
-    wordnet, _ = load_wordnet()
+    meteor = Options().text_similarity.meteor
+    wordnet, _ = load_wordnet(meteor.wordnet_dir, cache_dir=Path(meteor.wordnet_cache))
     smooth = SmoothingFunction().method1
     scorers = {k: rouge_scorer.RougeScorer([k]) for k in ("rouge1", "rouge2", "rougeL")}
     return {
@@ -70,7 +73,6 @@ def engine_vs_raw(n: int) -> None:
 
 
 def rouge_speedups() -> None:
-    from graders import Options
     from graders.evaluators.text_similarity.rouge import Rouge
 
     print("\nROUGE fast path vs rouge-score (same scores; per pair)")

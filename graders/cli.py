@@ -11,20 +11,23 @@ import argparse
 import importlib
 import json
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from .engine import CompiledGrader
-from .namespaces import RequestError
+from .errors import BadRow, GraderValidationError
 from .options import OptionError, Options, describe_options, parse_option_assignment
-from .parity import check_cases
 from .response import FLAG_KEYS, GraderRunResponse
-from .validation import GraderValidationError, validate
+from .validation import validate
 
-# Modules that add their own sub-commands through `add_cli(subparsers)`; skipped when not installed.
-_PLUGIN_COMMANDS = ("graders.evaluators.python.images", "graders.evaluators.model.judge", "graders.server.cli")
+PLUGINS: dict[str, tuple[str, str]] = {
+    "image": ("graders.resources.images", "local environments with the hosted python grader image's packages (§8.5)"),
+    "judge": ("graders.evaluators.model.judge", "a local llama.cpp judge for offline plumbing checks (optional extra)"),
+    "serve": ("graders.server.cli", "serve /v1/fine_tuning/alpha/graders/run and /validate (and OpenRLHF's /get_reward) here"),
+}
+"""Sub-commands other modules fill in with `add_cli(parser)`, by name: a module is imported only when its
+sub-command runs, so `graders run` never pays for httpx or the image tooling."""
 
 
 class InputError(Exception):
@@ -35,7 +38,8 @@ def _read_text(path: str, what: str) -> str:
     try:
         if path == "-":
             return sys.stdin.buffer.read().decode("utf-8")
-        return Path(path).read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{what} {path!r}: no such file") from None
     except IsADirectoryError:
@@ -180,7 +184,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _rows(path: str) -> Iterator[Any]:
-    """JSONL rows; a line that is not JSON becomes a row the engine marks as invalid, and the rest go on."""
+    """JSONL rows; a line that is not JSON becomes a `BadRow` the engine answers with a flagged response."""
     handle = sys.stdin if path == "-" else None
     try:
         handle = handle or open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
@@ -193,7 +197,7 @@ def _rows(path: str) -> Iterator[Any]:
             try:
                 yield json.loads(line)
             except ValueError as exc:
-                yield RequestError("row", f"line {number} is not valid JSON: {exc}")
+                yield BadRow(f"line {number} is not valid JSON: {exc}")
 
 
 def cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
@@ -216,7 +220,9 @@ def cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _report(cases: list[Any], args: argparse.Namespace, out: TextIO) -> int:
+def _report(cases: Iterable[Any], args: argparse.Namespace, out: TextIO) -> int:
+    from .parity import check_cases
+
     report = check_cases(cases, _options(args), tol=args.tol, flip=not args.no_flip)
     if args.json:
         _print_json(report.as_dict(), out)
@@ -226,7 +232,7 @@ def _report(cases: list[Any], args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_parity(args: argparse.Namespace, out: TextIO) -> int:
-    return _report([row for row in _rows(args.cases) if not isinstance(row, RequestError)], args, out)
+    return _report(_rows(args.cases), args, out)
 
 
 def cmd_parity_record(args: argparse.Namespace, out: TextIO) -> int:
@@ -288,7 +294,9 @@ def _add_report_flags(p: argparse.ArgumentParser) -> None:
     _add_option_flags(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; the plug-in named by `command` (the sub-command about to run) is imported to fill in its
+    own arguments, the others are listed by name and help only."""
     parser = argparse.ArgumentParser(prog="graders", description="Run OpenAI-style graders locally.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -339,20 +347,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_flags(p)
     p.set_defaults(func=cmd_parity_record)
 
+
     p = sub.add_parser("options", help="list every option and its value")
     p.add_argument("--markdown", action="store_true", help="a Markdown table with what each option decides")
     _add_option_flags(p)
     p.set_defaults(func=cmd_options)
 
-    for module_name in _PLUGIN_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        add_cli = getattr(module, "add_cli", None)
-        if add_cli is not None:
-            add_cli(sub)
+    for name, (module_name, help_text) in PLUGINS.items():
+        plugin = sub.add_parser(name, help=help_text)
+        if name == command:
+            try:
+                importlib.import_module(module_name).add_cli(plugin)
+            except ImportError as exc:
+                plugin.set_defaults(func=_unavailable(name, exc))
     return parser
+
+
+def _unavailable(name: str, exc: ImportError) -> Any:
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        raise InputError(f"'{name}' is not available here: {exc}")
+
+    return run
 
 
 def _legacy_parity(argv: list[str]) -> list[str]:
@@ -363,7 +378,9 @@ def _legacy_parity(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    args = build_parser().parse_args(_legacy_parity(list(sys.argv[1:] if argv is None else argv)))
+    argv = _legacy_parity(list(sys.argv[1:] if argv is None else argv))
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args, out or sys.stdout))
     except InputError as exc:

@@ -1,8 +1,9 @@
 """compile(grader) → CompiledGrader: validate once, build the evaluator once, then only dispatch and time.
 
 The engine owns no grading logic. Per sample it builds namespaces (§5.3, §5.4), calls the evaluator, times it
-(§3.4 `execution_time`) and wraps the outcome in a lean `GraderRunResponse`. A malformed row in a batch becomes
-a flagged response for that row; the rest of the batch goes on.
+(§3.4 `execution_time`) and wraps the outcome in a lean `GraderRunResponse`. The evaluator is adapted once, at
+compile, so both `run` and `arun` work whatever its kind. A malformed row in a batch (or a `BadRow` a reader
+yielded) becomes a flagged response for that row; the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -12,51 +13,41 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
+from .errors import BadRow, GraderValidationError
 from .evaluators import build_evaluator
-from .evaluators.base import (
-    Evaluator,
-    aevaluate_guarded,
-    aevaluate_many_guarded,
-    evaluate_guarded,
-    evaluate_many_guarded,
-)
-from .namespaces import MISSING, ModelSample, Namespaces, RequestError, build_namespaces
+from .evaluators.base import Evaluator, Runner, adapt
+from .namespaces import MISSING, ModelSample, Namespaces, build_namespaces
 from .options import Options
 from .response import GraderRunResponse, Outcome, ResponseFormat
 from .schema import GraderConfig
-from .validation import GraderValidationError, generate_name, parse_grader
+from .validation import Context, generate_name, parse_grader
 
-Row = Mapping[str, Any] | str
-
+Row = Mapping[str, Any] | str | BadRow
+"""One batch row: `{"model_sample" | "sample", "item"}`, a bare `model_sample` string, or a `BadRow` a reader
+found unusable (answered with a flagged response in its place)."""
 
 
 def _row_fields(row: Any) -> tuple[Any, Any, Any, Any]:
-    """(model_sample, item, sample, reference_answer) of one batch row: a dict, or a bare `model_sample` string."""
-    if row.__class__ is dict:
+    """(model_sample, item, sample, reference_answer) of one batch row; raises for a row of the wrong shape."""
+    if row.__class__ is dict or isinstance(row, Mapping):
         return row.get("model_sample"), row.get("item"), row.get("sample"), row.get("reference_answer", MISSING)
     if isinstance(row, str):
         return row, None, None, MISSING
-    if isinstance(row, RequestError):  # a row its reader already found unusable (e.g. a JSONL line that is not JSON)
-        raise row
-    if isinstance(row, Mapping):
-        return row.get("model_sample"), row.get("item"), row.get("sample"), row.get("reference_answer", MISSING)
-    raise RequestError("row", f"a row must be an object with 'model_sample' (or 'sample') and 'item', got {type(row).__name__}")
-
-
-def bad_row_outcome(error: RequestError) -> Outcome:
-    """A malformed batch row: `other_error`, reward 0, the reason (naming the field) in the local details."""
-    return Outcome.fail("other_error", f"invalid row: {error.message}", details={"param": error.param})
+    raise GraderValidationError(
+        f"a row must be an object with 'model_sample' (or 'sample') and 'item', got {type(row).__name__}", "row"
+    )
 
 
 class CompiledGrader:
-    """A validated grader with its evaluator built; score one sample (`run`) or many (`run_many`)."""
+    """A validated grader with its evaluator built; score one sample (`run`) or many (`run_many`), sync or async."""
 
-    def __init__(self, grader: Any, options: Options | None = None, *, context: str = "run") -> None:
+    def __init__(self, grader: Mapping[str, Any], options: Options | None = None, *, context: Context = "run") -> None:
         self.options = options or Options()
-        self.config: GraderConfig = parse_grader(grader, self.options, context=context)  # type: ignore[arg-type]
+        self.config: GraderConfig = parse_grader(grader, self.options, context=context)
         self.name: str = self.config.name or generate_name()
         self.type: str = self.config.type
         self.evaluator: Evaluator = build_evaluator(self.config, self.options)
+        self._runner: Runner = adapt(self.evaluator)
         self._fmt = ResponseFormat.from_options(
             self.options.response.token_usage_format, self.options.response.error_keys
         )
@@ -67,13 +58,8 @@ class CompiledGrader:
     # -- namespaces ---------------------------------------------------------------------------------------------
 
     def namespaces(self, model_sample: Any = None, item: Any = None, sample: Any = None, reference_answer: Any = MISSING) -> Namespaces:
-        """Validate one request's data and build its namespaces; raises `GraderValidationError` naming the field."""
-        try:
-            return self._ns(model_sample, item, sample, reference_answer)
-        except RequestError as exc:
-            raise GraderValidationError(exc.message, exc.param, exc.code) from None
-
-    def _ns(self, model_sample: Any, item: Any, sample: Any, reference_answer: Any) -> Namespaces:
+        """Validate one request's data and build its namespaces; raises `RequestError` (a `GraderValidationError`)
+        naming the field."""
         if reference_answer is not MISSING and not self._legacy:
             reference_answer = MISSING
         return build_namespaces(
@@ -104,7 +90,7 @@ class CompiledGrader:
         """
         ns = self.namespaces(model_sample, item, sample, reference_answer)
         start = time.perf_counter()
-        outcome = evaluate_guarded(self.evaluator, ns)
+        outcome = self._runner.run(ns)
         return self._respond(outcome, time.perf_counter() - start)
 
     async def arun(
@@ -118,7 +104,7 @@ class CompiledGrader:
         """Async `run`."""
         ns = self.namespaces(model_sample, item, sample, reference_answer)
         start = time.perf_counter()
-        outcome = await aevaluate_guarded(self.evaluator, ns)
+        outcome = await self._runner.arun(ns)
         return self._respond(outcome, time.perf_counter() - start)
 
     # -- many samples -------------------------------------------------------------------------------------------
@@ -136,11 +122,14 @@ class CompiledGrader:
                     good.append(Namespaces(ModelSample(text, sample_opts), item))
                     slots.append(None)
                     continue
+            if isinstance(row, BadRow):
+                slots.append(row.outcome())
+                continue
             try:
-                good.append(self._ns(*_row_fields(row)))
+                good.append(self.namespaces(*_row_fields(row)))
                 slots.append(None)
-            except RequestError as exc:
-                slots.append(bad_row_outcome(exc))
+            except GraderValidationError as exc:
+                slots.append(BadRow.from_error(exc).outcome())
         return good, slots
 
     def _assemble(self, slots: list[Outcome | None], outcomes: list[Outcome], elapsed: float) -> list[GraderRunResponse]:
@@ -162,7 +151,7 @@ class CompiledGrader:
                 return
             good, slots = self._prepare(chunk)
             start = time.perf_counter()
-            outcomes = evaluate_many_guarded(self.evaluator, good) if good else []
+            outcomes = self._runner.run_many(good) if good else []
             yield from self._assemble(slots, outcomes, time.perf_counter() - start)
 
     def run_many(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> list[GraderRunResponse]:
@@ -179,11 +168,12 @@ class CompiledGrader:
                 return out
             good, slots = self._prepare(chunk)
             start = time.perf_counter()
-            outcomes = await aevaluate_many_guarded(self.evaluator, good) if good else []
+            outcomes = await self._runner.arun_many(good) if good else []
             out.extend(self._assemble(slots, outcomes, time.perf_counter() - start))
 
     def close(self) -> None:
-        self.evaluator.close()
+        """Release the evaluator's workers, clients or files (also on leaving a `with` block)."""
+        self._runner.close()
 
     def __enter__(self) -> CompiledGrader:
         return self
@@ -195,13 +185,13 @@ class CompiledGrader:
         return f"CompiledGrader(name={self.name!r}, type={self.type!r})"
 
 
-def compile(grader: Any, options: Options | None = None, *, context: str = "run") -> CompiledGrader:  # noqa: A001
+def compile(grader: Mapping[str, Any], options: Options | None = None, *, context: Context = "run") -> CompiledGrader:  # noqa: A001
     """Validate `grader` (raises `GraderValidationError`) and build it for repeated use."""
     return CompiledGrader(grader, options, context=context)
 
 
 def run(
-    grader: Any,
+    grader: Mapping[str, Any],
     model_sample: str | None = None,
     item: Mapping[str, Any] | None = None,
     *,
@@ -215,7 +205,7 @@ def run(
 
 
 async def arun(
-    grader: Any,
+    grader: Mapping[str, Any],
     model_sample: str | None = None,
     item: Mapping[str, Any] | None = None,
     *,

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._json import dumps
+from .errors import RequestError, json_type
 from .options import SampleOptions
 
 _SAMPLE_KEYS: tuple[str, ...] = (
@@ -31,16 +31,6 @@ _PLAIN_SAMPLE = (
 )
 MISSING: Any = object()
 """Sentinel for an absent optional request field (e.g. the legacy `reference_answer`)."""
-
-
-class RequestError(ValueError):
-    """A malformed request (wrong type of `model_sample`, `sample` or `item`): `param` names the field."""
-
-    def __init__(self, param: str, message: str, code: str = "invalid_type") -> None:
-        super().__init__(message)
-        self.param = param
-        self.message = message
-        self.code = code
 
 
 def _may_be_json(text: str) -> bool:
@@ -133,6 +123,8 @@ class ModelSample(Mapping[str, Any]):
 
     def json(self) -> bytes:
         """The namespace as JSON bytes, skipping the dict tree when the text cannot be JSON (the common case)."""
+        from ._json import dumps  # orjson, imported only by the graders that send samples as JSON
+
         if not self._opts.extra_keys and not _may_be_json(self.text):
             text = dumps(self.text)
             return _PLAIN_SAMPLE[0] + text + _PLAIN_SAMPLE[1] + text + _PLAIN_SAMPLE[2]
@@ -142,15 +134,15 @@ class ModelSample(Mapping[str, Any]):
 def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str = "sample") -> dict[str, Any]:
     """Local extension (§5.4): a caller-supplied sample; missing keys are derived as for `model_sample`."""
     if not isinstance(sample, Mapping):
-        raise RequestError(param, f"Invalid type for '{param}': expected an object, but got {json_type(sample)} instead.")
+        raise RequestError(f"Invalid type for '{param}': expected an object, but got {json_type(sample)} instead.", param)
     out = dict(sample)
     choices = out.get("choices", MISSING)
     message: Any = None
     if choices is not MISSING:
         if not isinstance(choices, list):
             raise RequestError(
-                f"{param}.choices",
                 f"Invalid type for '{param}.choices': expected an array, but got {json_type(choices)} instead.",
+                f"{param}.choices",
             )
         if choices and isinstance(choices[0], Mapping):
             message = choices[0].get("message")
@@ -162,8 +154,8 @@ def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str
         out["output_text"] = text
     if not isinstance(text, str):
         raise RequestError(
-            f"{param}.output_text",
             f"Invalid type for '{param}.output_text': expected a string, but got {json_type(text)} instead.",
+            f"{param}.output_text",
         )
     if "output_json" not in out:
         out["output_json"] = parse_output_json(text, opts.output_json_scope)
@@ -197,25 +189,6 @@ class Namespaces:
         self.item = item
 
 
-def json_type(value: Any) -> str:
-    """The JSON type of a Python value with its article, as in the hosted messages (§12.1)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a {type(value).__name__}"
-
-
 def build_namespaces(
     model_sample: Any,
     item: Any,
@@ -232,22 +205,22 @@ def build_namespaces(
         if reference_answer is not MISSING:
             item = {"reference_answer": reference_answer}
         elif missing_item == "error":
-            raise RequestError("item", "Missing required parameter: 'item'.", "missing_required_parameter")
+            raise RequestError("Missing required parameter: 'item'.", "item", "missing_required_parameter")
         else:
             item = {}
     elif not isinstance(item, Mapping):
-        raise RequestError("item", f"Invalid type for 'item': expected an object, but got {json_type(item)} instead.")
+        raise RequestError(f"Invalid type for 'item': expected an object, but got {json_type(item)} instead.", "item")
     if sample is not None:
         if model_sample is not None:
             raise RequestError(
-                "sample", "Invalid value for 'sample': give either 'model_sample' or 'sample', not both.", "invalid_value"
+                "Invalid value for 'sample': give either 'model_sample' or 'sample', not both.", "sample", "invalid_value"
             )
-        return Namespaces(structured_sample(sample, opts), item)  # type: ignore[arg-type]
+        return Namespaces(structured_sample(sample, opts), item)
     if not isinstance(model_sample, str):
         if model_sample is None:
-            raise RequestError("model_sample", "Missing required parameter: 'model_sample'.", "missing_required_parameter")
+            raise RequestError("Missing required parameter: 'model_sample'.", "model_sample", "missing_required_parameter")
         raise RequestError(
-            "model_sample",
             f"Invalid type for 'model_sample': expected a string, but got {json_type(model_sample)} instead.",
+            "model_sample",
         )
-    return Namespaces(ModelSample(model_sample, opts), item)  # type: ignore[arg-type]
+    return Namespaces(ModelSample(model_sample, opts), item)

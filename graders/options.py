@@ -1,25 +1,163 @@
-"""Every behaviour the hosted service leaves unknown, as one named, switchable option (spec §2, §14).
+"""Every behaviour the hosted service leaves unknown, as one named, switchable option (§2, §14).
 
-Each field carries its spec id (U1…U49) and the spec's recommended default. Options are resolved once when a
-grader is compiled and passed down; evaluators never read globals or environment variables themselves.
+Each field carries its id (U1…U49) in docs/behaviour.md and the recommended default. Options are resolved once when a
+grader is compiled and passed down; evaluators never read globals or environment variables themselves. This is
+the only module that reads the environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `GRADERS_PYTHON_TIMEOUT`,
+`GRADERS_PYTHON_MEMORY_MB`, `GRADERS_IMAGES_DIR`, `XDG_CACHE_HOME`), once, when `Options()` is built, so
+`flat()` records what was in force (keys only as `"<set>"`).
 
-Flip an option by its dotted name, exactly as the spec spells it::
+Flip an option by its dotted name::
 
     opts = Options().with_values({"template.null_is_missing": True, "text_similarity.bleu.smoothing": "method4"})
 
-``opts.flat()`` lists every option with its value, which fixtures and parity reports record (spec §2).
+Options are small frozen records, checked against their annotations when a value is set (`with_values`), with
+an `OptionError` that names the option; declaring them and building the defaults checks nothing and costs
+almost nothing at import (no dataclass code generation, no validation library).
+Some unknowns have a single possible behaviour here and so no option: `FIXED_BEHAVIOURS` names them.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+T = TypeVar("T")
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+FIXED_BEHAVIOURS: dict[str, str] = {
+    "U3": "truncated_observation_error and unresponsive_reward_error have no known local trigger and stay false "
+    "(U27 can still choose unresponsive_reward_error for python limit violations).",
+    "U39": "formulas have no extensions: no `**`, comparisons, ternaries, constants or other functions.",
+    "U43": "multi writes one `<key>: <text>` line per failing sub-grader into each details key, joined by newlines.",
+    "U45": "the error envelope's `param` is the path relative to the grader, with the codes invalid_type, "
+    "invalid_value and missing_required_parameter (§12.1).",
+}
+"""Unknowns with one behaviour and no option, by id: documented here so that every U-id is accounted for."""
 
 
-class _Group(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, use_attribute_docstrings=True)
+class OptionError(ValueError):
+    """An option name or value that does not exist, or an environment variable that does not parse."""
+
+
+_NO_DEFAULT: Any = object()
+
+
+class _Field:
+    """One option: its default (or a factory read when the options are built) and its checks."""
+
+    __slots__ = ("name", "default", "factory", "ge", "gt", "path", "secret")
+
+    def __init__(
+        self,
+        default: Any = _NO_DEFAULT,
+        factory: Callable[[], Any] | None = None,
+        *,
+        ge: float | None = None,
+        gt: float | None = None,
+        path: bool = False,
+        secret: bool = False,
+    ) -> None:
+        self.name = ""
+        self.default = default
+        self.factory = factory
+        self.ge = ge
+        self.gt = gt
+        self.path = path
+        self.secret = secret
+
+    @property
+    def required(self) -> bool:
+        return self.default is _NO_DEFAULT and self.factory is None
+
+    def initial(self) -> Any:
+        return self.factory() if self.factory is not None else self.default
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
+    """A field with a default and checks: `ge`/`gt` bounds, `path` (a `~` is expanded), `secret` (never shown)."""
+    return _Field(default, ge=ge, gt=gt, path=path, secret=secret)
+
+
+def from_env(factory: Callable[[], Any], *, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
+    """A field whose default is read from the environment each time the options are built."""
+    return _Field(factory=factory, gt=gt, path=path, secret=secret)
+
+
+def group(cls: Callable[[], T]) -> T:
+    """A nested group of options, defaulting to its own defaults."""
+    field: Any = _Field(factory=cls)
+    return field
+
+
+class _Group:
+    """A frozen record of options: fields declared as annotated class attributes, in order."""
+
+    _fields: ClassVar[tuple[_Field, ...]] = ()
+
+    def __init_subclass__(cls) -> None:
+        fields = []
+        for name in cls.__dict__.get("__annotations__", {}):
+            spec = cls.__dict__.get(name, _NO_DEFAULT)
+            field = spec if isinstance(spec, _Field) else _Field(spec)
+            field.name = name
+            fields.append(field)
+        cls._fields = tuple(fields)
+
+    def __init__(self, **values: Any) -> None:
+        for field in self._fields:
+            if field.name in values:
+                value = values.pop(field.name)
+            elif field.required:
+                raise TypeError(f"{type(self).__name__} needs {field.name!r}")
+            else:
+                value = field.initial()
+            object.__setattr__(self, field.name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__} has no option {sorted(values)[0]!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"options are immutable; use with_values() to change {name!r}")
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (no checks: `with_values` checks)."""
+        return type(self)(**{f.name: getattr(self, f.name) for f in self._fields} | changes)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f.name) for f in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={'<set>' if f.secret and getattr(self, f.name) else repr(getattr(self, f.name))}" for f in self._fields)
+        return f"{type(self).__name__}({shown})"
+
+
+def _cache_root() -> Path:
+    """The graders cache: `$XDG_CACHE_HOME/graders`, else `~/.cache/graders`."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")) / "graders"
+
+
+def _env_float(name: str, default: float) -> float:
+    """A positive number from the environment, read when `Options()` is built (never inside an evaluator)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise OptionError(f"environment variable {name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise OptionError(f"environment variable {name}={raw!r} must be positive")
+    return value
 
 
 class RunOptions(_Group):
@@ -27,14 +165,6 @@ class RunOptions(_Group):
     """U1 `/run` without `item`: `{}` (empty) or a 400-style error."""
     legacy_reference_answer: bool = True
     """U2 map the May-2025 `reference_answer` into `item = {"reference_answer": …}` when `item` is absent."""
-
-
-class ErrorsOptions(_Group):
-    never_set: Literal["truncated_observation_error+unresponsive_reward_error"] = (
-        "truncated_observation_error+unresponsive_reward_error"
-    )
-    """U3 no local trigger is known for these two flags; they stay false (U27 can still choose
-    `unresponsive_reward_error` for python limit violations)."""
 
 
 class ResponseOptions(_Group):
@@ -55,9 +185,6 @@ class ValidateOptions(_Group):
     """U35 restrict `model` to the guide's list of grader models (§9.4)."""
     strict_model_params: bool = False
     """U36 reject `temperature` on reasoning models and `reasoning_effort` on others."""
-    envelope_style: Literal["relative_path"] = "relative_path"
-    """U45 `param` is the path relative to the grader; codes invalid_type / invalid_value /
-    missing_required_parameter (§12.1)."""
     label_subset_check: bool = True
     """U46 enforce `passing_labels` ⊆ `labels`."""
     python_compile_check: bool = True
@@ -129,10 +256,13 @@ class MeteorOptions(_Group):
     """U22 nltk default."""
     gamma: float = 0.5
     """U22 nltk default."""
-    wordnet_dir: str | None = None
+    wordnet_dir: str | None = bounded(None, path=True)
     """An nltk-layout WordNet corpus directory to use instead of searching (§7.2)."""
-    debian_wordnet_dir: str | None = None
+    debian_wordnet_dir: str | None = bounded(None, path=True)
     """Where Debian's `wordnet-base` lives (None: /usr/share/wordnet); copied into the graders cache once."""
+    wordnet_cache: str = from_env(lambda: str(_cache_root() / "nltk_data"), path=True)
+    """Where Debian's WordNet is laid out once in nltk's layout: `nltk_data` in the graders cache
+    (`$XDG_CACHE_HOME/graders` or `~/.cache/graders`), resolved when the options are built."""
     wordnet_download: bool = False
     """Allow `nltk.download("wordnet")` when no local WordNet is found (needs internet; off: never block)."""
 
@@ -153,33 +283,19 @@ class CosineOptions(_Group):
     """U25 report embedding tokens in `model_grader_token_usage_per_model`."""
     model: str = "text-embedding-3-large"
     """Embedding model name sent to the embeddings endpoint (routed like grader models by `models.*`)."""
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = bounded(256, ge=1)
     """Texts per embeddings request in bulk runs."""
 
 
 class TextSimilarityOptions(_Group):
     pass_threshold_outside_evals: Literal["ignore", "reject"] = "ignore"
     """U18 `pass_threshold` on a non-Evals text_similarity grader."""
-    fuzzy_match: FuzzyMatchOptions = FuzzyMatchOptions()
-    bleu: BleuOptions = BleuOptions()
-    gleu: GleuOptions = GleuOptions()
-    meteor: MeteorOptions = MeteorOptions()
-    rouge: RougeOptions = RougeOptions()
-    cosine: CosineOptions = CosineOptions()
-
-
-def _env_float(name: str, default: float) -> float:
-    """A positive number from the environment, read when `Options()` is built (never inside an evaluator)."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ValueError(f"environment variable {name}={raw!r} must be positive")
-    return value
+    fuzzy_match: FuzzyMatchOptions = group(FuzzyMatchOptions)
+    bleu: BleuOptions = group(BleuOptions)
+    gleu: GleuOptions = group(GleuOptions)
+    meteor: MeteorOptions = group(MeteorOptions)
+    rouge: RougeOptions = group(RougeOptions)
+    cosine: CosineOptions = group(CosineOptions)
 
 
 class PythonOptions(_Group):
@@ -189,9 +305,9 @@ class PythonOptions(_Group):
     """U27 flag set when the time, memory or disk limit is exceeded (§8.3)."""
     capture_output: Literal["trace", "discard"] = "trace"
     """U28 printed output goes to the local trace (`details`), never into the response."""
-    max_source_bytes: int = Field(256000, ge=1)
+    max_source_bytes: int = bounded(256000, ge=1)
     """U29 source size limit in UTF-8 bytes (or 262144)."""
-    cpu_cores: int = Field(2, ge=1)
+    cpu_cores: int = bounded(2, ge=1)
     """U30 CPU cores a grader may use."""
     interpreter: str | None = None
     """U31 interpreter for the workers; None = this Python (recorded in the response details)."""
@@ -200,19 +316,20 @@ class PythonOptions(_Group):
     environment: Literal["auto", "image", "current"] = "auto"
     """Where grader code runs: auto = the installed image env for the grader's image_tag (graders image install),
     else this Python; image = require it; current = this Python."""
-    images_dir: str | None = None
-    """Where image environments live; None = $GRADERS_IMAGES_DIR or ~/.cache/graders/images."""
-    timeout_s: float = Field(default_factory=lambda: _env_float("GRADERS_PYTHON_TIMEOUT", 120.0), gt=0)
+    images_dir: str = from_env(lambda: os.environ.get("GRADERS_IMAGES_DIR") or str(_cache_root() / "images"), path=True)
+    """Where image environments live: `$GRADERS_IMAGES_DIR`, else `images` in the graders cache
+    (`$XDG_CACHE_HOME/graders` or `~/.cache/graders`), resolved when the options are built."""
+    timeout_s: float = from_env(lambda: _env_float("GRADERS_PYTHON_TIMEOUT", 120.0), gt=0)
     """§8.4 wall clock per grading call; process default from `GRADERS_PYTHON_TIMEOUT` (seconds)."""
-    memory_bytes: int = Field(default_factory=lambda: int(_env_float("GRADERS_PYTHON_MEMORY_MB", 2048) * 1024**2), gt=0)
+    memory_bytes: int = from_env(lambda: int(_env_float("GRADERS_PYTHON_MEMORY_MB", 2048) * 1024**2), gt=0)
     """§8.4 address-space limit; process default from `GRADERS_PYTHON_MEMORY_MB`."""
-    disk_bytes: int = Field(1024**3, gt=0)
+    disk_bytes: int = bounded(1024**3, gt=0)
     """§8.4 largest file a grader may write."""
     isolation: Literal["auto", "strict", "none"] = "auto"
     """Sandbox: auto takes the best of bubblewrap > namespaces > rlimits; strict refuses less than namespaces."""
-    workers: int | None = Field(None, ge=1)
+    workers: int | None = bounded(None, ge=1)
     """Warm worker processes per sandbox spec; None = the number of CPU cores."""
-    chunk_size: int = Field(100, ge=1)
+    chunk_size: int = bounded(100, ge=1)
     """Rows sent to a worker per message in bulk runs (one pipe round trip per chunk)."""
     fresh_process: bool = False
     """Run each grade in a process forked from a warm worker (module loaded once), so no state carries between
@@ -238,12 +355,10 @@ class FormulaOptions(_Group):
     """U39 allow unary `+`/`-`."""
     power_assoc: Literal["right", "left"] = "right"
     """U39 associativity of `^` (right: 2^3^2 = 512)."""
-    minmax_min_args: int = Field(1, ge=1)
+    minmax_min_args: int = bounded(1, ge=1)
     """U39 fewest arguments `min`/`max` accept."""
     log_base: Literal["e", "10"] = "e"
     """U39 base of `log`."""
-    extensions: Literal["none"] = "none"
-    """U39 no `**`, comparisons, ternaries, constants or other functions."""
     eval_error_flag: Literal["other_error", "formula_parse_error"] = "other_error"
     """U40 flag for math errors (division by zero, sqrt of a negative, log of ≤ 0, overflow, non-finite)."""
     division_by_zero: Literal["error", "ieee"] = "error"
@@ -255,8 +370,6 @@ class MultiOptions(_Group):
     """U41 a failing sub-grader counts as 0.0, or fails the whole multi."""
     sub_rewards_keys: Literal["key", "name"] = "key"
     """U42 key `sub_rewards`/`scores` by the `graders` map key or the sub-grader's name."""
-    details_join: Literal["key_lines"] = "key_lines"
-    """U43 one `"<key>: <text>"` line per failing sub-grader, joined by newlines."""
     sampled_model_name: Literal["first", "null"] = "first"
     """U44 the first model sub-grader's snapshot in key order, or null."""
 
@@ -267,13 +380,13 @@ class EvalsOptions(_Group):
 
 
 class ModelEndpoint(_Group):
-    """One model-name → endpoint override for `models.endpoints` (spec §9.2: the model client is pluggable)."""
+    """One model-name → endpoint override for `models.endpoints` (§9.2: the model client is pluggable)."""
 
     model: str
     """A model name as written in graders, or an fnmatch pattern such as `gpt-4.1-*`."""
     base_url: str | None = None
     """Endpoint for these models (e.g. `http://127.0.0.1:8000/v1`); None keeps `models.base_url`."""
-    api_key: str | None = None
+    api_key: str | None = bounded(None, secret=True)
     """Key for this endpoint; None sends no key when `base_url` is overridden (the default key never leaks to
     another server), else keeps `models.api_key`. Recorded by `flat()`, so prefer keyless local servers."""
 
@@ -281,23 +394,23 @@ class ModelEndpoint(_Group):
 class ModelClientOptions(_Group):
     """Not unknowns: how score_model/label_model reach an OpenAI-compatible Chat Completions server (§9.2, §10)."""
 
-    base_url: str | None = None
-    """Default endpoint; None reads `OPENAI_BASE_URL` once at compile, else `https://api.openai.com/v1`."""
-    api_key: str | None = None
-    """Default key; None reads `OPENAI_API_KEY` once at compile (recorded by `flat()` when set here)."""
+    base_url: str = from_env(lambda: os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
+    """Default endpoint: `$OPENAI_BASE_URL` when the options are built, else `https://api.openai.com/v1`."""
+    api_key: str | None = from_env(lambda: os.environ.get("OPENAI_API_KEY") or None, secret=True)
+    """Default key: `$OPENAI_API_KEY` when the options are built (`flat()` shows only whether one is set)."""
     endpoints: tuple[ModelEndpoint, ...] = ()
     """Per-model overrides, first match wins, e.g. `[{"model": "qwen*", "base_url": "http://127.0.0.1:8000/v1"}]`."""
-    max_concurrency: int = Field(64, ge=1)
+    max_concurrency: int = bounded(64, ge=1)
     """Requests in flight per endpoint, shared by every sample and sub-grader on the same event loop."""
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = bounded(60.0, gt=0)
     """Per-request timeout (seconds); a timeout is a transient failure and is retried."""
-    max_retries: int = Field(4, ge=0)
+    max_retries: int = bounded(4, ge=0)
     """Retries after transient failures only (connect errors, timeouts, 429, 5xx); never 4xx or parse errors."""
-    backoff_s: float = Field(0.5, ge=0)
+    backoff_s: float = bounded(0.5, ge=0)
     """First retry delay; doubles per attempt with full jitter, capped by `backoff_max_s`; `Retry-After` wins."""
-    backoff_max_s: float = Field(30.0, ge=0)
+    backoff_max_s: float = bounded(30.0, ge=0)
     """Longest delay between two attempts, including a server's `Retry-After`."""
-    cache_path: str | None = None
+    cache_path: str | None = bounded(None, path=True)
     """sqlite file caching successful grades by endpoint, model, messages, params and schema; None disables it."""
     response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
     """auto: strict json_schema, falling back to json_object then text after a rejection (remembered per
@@ -307,95 +420,234 @@ class ModelClientOptions(_Group):
 class Options(_Group):
     """All options in force for a compile; see the module docstring."""
 
-    run: RunOptions = RunOptions()
-    errors: ErrorsOptions = ErrorsOptions()
-    response: ResponseOptions = ResponseOptions()
-    validate_: ValidateOptions = Field(ValidateOptions(), alias="validate")
-    template: TemplateOptions = TemplateOptions()
-    sample: SampleOptions = SampleOptions()
-    string_check: StringCheckOptions = StringCheckOptions()
-    text_similarity: TextSimilarityOptions = TextSimilarityOptions()
-    python: PythonOptions = Field(default_factory=PythonOptions)
-    score_model: ScoreModelOptions = ScoreModelOptions()
-    label_model: LabelModelOptions = LabelModelOptions()
-    models: ModelClientOptions = ModelClientOptions()
-    formula: FormulaOptions = FormulaOptions()
-    multi: MultiOptions = MultiOptions()
-    evals: EvalsOptions = EvalsOptions()
+    run: RunOptions = group(RunOptions)
+    response: ResponseOptions = group(ResponseOptions)
+    validate: ValidateOptions = group(ValidateOptions)
+    template: TemplateOptions = group(TemplateOptions)
+    sample: SampleOptions = group(SampleOptions)
+    string_check: StringCheckOptions = group(StringCheckOptions)
+    text_similarity: TextSimilarityOptions = group(TextSimilarityOptions)
+    python: PythonOptions = group(PythonOptions)
+    score_model: ScoreModelOptions = group(ScoreModelOptions)
+    label_model: LabelModelOptions = group(LabelModelOptions)
+    models: ModelClientOptions = group(ModelClientOptions)
+    formula: FormulaOptions = group(FormulaOptions)
+    multi: MultiOptions = group(MultiOptions)
+    evals: EvalsOptions = group(EvalsOptions)
     explain: bool = False
     """Not an unknown: record rendered templates and intermediate values in each response's local `details`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
-
     def with_values(self, values: dict[str, Any]) -> Options:
         """A copy with the given dotted options set, e.g. ``{"multi.sub_error_policy": "fail_whole"}``."""
-        data = self.model_dump(by_alias=True)
+        out = self
         for dotted, value in values.items():
-            node = data
-            parts = dotted.split(".")
-            for i, part in enumerate(parts):
-                if not isinstance(node, dict) or part not in node:
-                    raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: i + 1])!r})")
-                if i == len(parts) - 1:
-                    if isinstance(node[part], dict):
-                        raise OptionError(f"option {dotted!r} is a group; set one of its fields")
-                    node[part] = value
-                else:
-                    node = node[part]
-        try:
-            return Options.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise OptionError(f"invalid value for option {where!r}: {first['msg']}") from None
-
-    def flat(self) -> dict[str, Any]:
-        """Every option as ``{"dotted.name": value}``, for fixtures and parity reports."""
-        out: dict[str, Any] = {}
-
-        def walk(prefix: str, node: dict[str, Any]) -> None:
-            for key, value in node.items():
-                name = f"{prefix}{key}"
-                if isinstance(value, dict):
-                    walk(name + ".", value)
-                else:
-                    out[name] = _redact(list(value) if isinstance(value, tuple) else value, key)
-
-        walk("", self.model_dump(by_alias=True))
+            out = _set(out, dotted.split("."), value, dotted)
         return out
 
+    def flat(self) -> dict[str, Any]:
+        """Every option as ``{"dotted.name": value}``, for fixtures and parity reports (secrets as `"<set>"`)."""
+        return {name: value for name, value, _ in _rows(self, "")}
 
-_SECRET_KEYS = frozenset({"api_key"})
+
+# -- setting and checking values ------------------------------------------------------------------------------------
 
 
-def _redact(value: Any, key: str = "") -> Any:
-    """Secrets never reach fixtures, reports or printed option lists: a set key shows as "<set>"."""
-    if key in _SECRET_KEYS:
-        return None if value is None else "<set>"
-    if isinstance(value, dict):
-        return {k: _redact(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
+def _set(node: Any, parts: list[str], value: Any, dotted: str, depth: int = 0) -> Any:
+    name = parts[depth]
+    fields = {f.name: f for f in node._fields}
+    if name not in fields:
+        raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 1])!r})")
+    current = getattr(node, name)
+    if depth == len(parts) - 1:
+        if isinstance(current, _Group):
+            raise OptionError(f"option {dotted!r} is a group; set one of its fields")
+        hint = _hints(type(node))[name]
+        return node.replace(**{name: _check(value, hint, fields[name], dotted)})
+    if not isinstance(current, _Group):
+        raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 2])!r})")
+    return node.replace(**{name: _set(current, parts, value, dotted, depth + 1)})
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The evaluated annotations of an options class, computed on first use."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin is Union or origin is types.UnionType:
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        return f"a list of ({_describe(typing.get_args(hint)[0])})"
+    if hint is type(None):
+        return "null"
+    if isinstance(hint, type) and issubclass(hint, _Group):
+        return "an object with " + ", ".join(repr(f.name) for f in hint._fields)
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _check(value: Any, hint: Any, field: _Field, dotted: str) -> Any:
+    """`value` as the field's type, or `OptionError` naming the option, what it got and what it accepts."""
+    try:
+        checked = _coerce(value, hint, dotted)
+    except _Mismatch as exc:
+        got = exc.value
+        raise OptionError(f"invalid value for option {exc.where!r}: expected {_describe(exc.hint)}, got {got!r}") from None
+    if checked is not None and field.ge is not None and not checked >= field.ge:
+        raise OptionError(f"invalid value for option {dotted!r}: must be >= {field.ge:g}, got {value!r}")
+    if checked is not None and field.gt is not None and not checked > field.gt:
+        raise OptionError(f"invalid value for option {dotted!r}: must be > {field.gt:g}, got {value!r}")
+    if field.path and isinstance(checked, str):
+        checked = os.path.expanduser(checked)
+    return checked
+
+
+class _Mismatch(Exception):
+    """`value` at `where` (an option, or an item of one) does not fit `hint`."""
+
+    def __init__(self, where: str, hint: Any, value: Any) -> None:
+        self.where = where
+        self.hint = hint
+        self.value = value
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        for allowed in typing.get_args(hint):
+            if value == allowed and type(value) is type(allowed):
+                return allowed
+        raise _Mismatch(where, hint, value)
+    if origin is Union or origin is types.UnionType:
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(value, option, where)
+            except _Mismatch:
+                continue
+        raise _Mismatch(where, hint, value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch(where, hint, value)
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _Mismatch(where, hint, value)
+    if isinstance(hint, type) and issubclass(hint, _Group):
+        return _record(value, hint, where)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise _Mismatch(where, hint, value)
+
+
+def _record(value: Any, cls: Any, where: str) -> Any:
+    """An options record (a `models.endpoints` entry) from its object form; unknown keys are errors."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise _Mismatch(where, cls, value)
+    fields = {f.name: f for f in cls._fields}
+    unknown = [k for k in value if k not in fields]
+    if unknown:
+        raise OptionError(f"invalid value for option {where!r}: unknown key {unknown[0]!r}; expected {', '.join(fields)}")
+    hints = _hints(cls)
+    kwargs = {}
+    for name, f in fields.items():
+        if name in value:
+            kwargs[name] = _check(value[name], hints[name], f, f"{where}.{name}")
+        elif f.required:
+            raise OptionError(f"invalid value for option {where!r}: missing key {name!r}")
+    return cls(**kwargs)
+
+
+# -- listing ------------------------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON would hold it: tuples as lists, records as objects with secrets redacted."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, _Group):
+        return {f.name: _shown(getattr(value, f.name), f) for f in value._fields}
     return value
 
 
-def describe_options(options: BaseModel | None = None, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted name, value, description) for every option, from the field docstrings above."""
-    options = options if options is not None else Options()
-    rows: list[tuple[str, Any, str]] = []
-    for name, field in type(options).model_fields.items():
-        value = getattr(options, name)
-        dotted = prefix + (field.alias or name)
-        if isinstance(value, BaseModel):
-            rows += describe_options(value, dotted + ".")
+def _shown(value: Any, f: _Field) -> Any:
+    """Secrets never reach fixtures, reports or printed option lists: a set key shows as "<set>"."""
+    if f.secret:
+        return None if value is None else "<set>"
+    return _plain(value)
+
+
+def _rows(node: _Group, prefix: str) -> list[tuple[str, Any, _Field]]:
+    rows: list[tuple[str, Any, _Field]] = []
+    for f in node._fields:
+        value = getattr(node, f.name)
+        if isinstance(value, _Group):
+            rows += _rows(value, f"{prefix}{f.name}.")
         else:
-            plain = [v.model_dump() if isinstance(v, BaseModel) else v for v in value] if isinstance(value, tuple) else value
-            rows.append((dotted, _redact(plain, name), field.description or ""))
+            rows.append((prefix + f.name, _shown(value, f), f))
     return rows
 
 
-class OptionError(ValueError):
-    """An option name or value that does not exist."""
+def describe_options(options: Options | None = None) -> list[tuple[str, Any, str]]:
+    """(dotted name, value, description) for every option; descriptions are the field docstrings above."""
+    options = options if options is not None else Options()
+    docs = _field_docs()
+    return [(name, value, docs.get(_owner(options, name), "")) for name, value, _ in _rows(options, "")]
+
+
+def _owner(options: Options, dotted: str) -> str:
+    """`Class.field` for a dotted option name, the key of `_field_docs`."""
+    node: Any = options
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = getattr(node, part)
+    return f"{type(node).__name__}.{parts[-1]}"
+
+
+_DOCS: dict[str, str] = {}
+
+
+def _field_docs() -> dict[str, str]:
+    """`{"Class.field": docstring}` read from this module's source, once, when descriptions are first asked for."""
+    if not _DOCS:
+        import ast
+
+        tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+            body = cls.body
+            for stmt, nxt in zip(body, body[1:]):
+                if (
+                    isinstance(stmt, ast.AnnAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)
+                ):
+                    _DOCS[f"{cls.name}.{stmt.target.id}"] = " ".join(nxt.value.value.split())
+    return _DOCS
 
 
 def parse_option_assignment(text: str) -> tuple[str, Any]:
@@ -410,4 +662,3 @@ def parse_option_assignment(text: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return name.strip(), value
-

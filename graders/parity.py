@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel
-
 from .engine import CompiledGrader
-from .namespaces import MISSING, json_type
+from .errors import BadRow, GraderValidationError, json_type
+from .namespaces import MISSING
 from .options import Options
 from .response import FLAG_KEYS, TEXT_ERROR_KEYS
-from .validation import GraderValidationError
 
 # The options that decide each grader type's numbers: where to look when a reward differs (§14).
 SUSPECT_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -237,19 +235,15 @@ def candidate_options(grader: Mapping[str, Any]) -> list[str]:
 
 def option_choices(name: str) -> list[Any]:
     """Every value an option can take when it is a switch (a bool or a fixed set of words); [] otherwise."""
-    model: Any = Options
-    annotation: Any = None
-    for part in name.split("."):
-        fields = {(f.alias or k): f for k, f in model.model_fields.items()}
-        if part not in fields:
-            return []
-        annotation = fields[part].annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-    if annotation is bool:
+    node: Any = Options()
+    *groups, last = name.split(".")
+    for part in groups:
+        node = getattr(node, part, None)
+    hint = typing.get_type_hints(type(node)).get(last) if node is not None else None
+    if hint is bool:
         return [False, True]
-    if typing.get_origin(annotation) is typing.Literal:
-        return list(typing.get_args(annotation))
+    if typing.get_origin(hint) is typing.Literal:
+        return list(typing.get_args(hint))
     return []
 
 
@@ -330,15 +324,19 @@ def _outcome_key(local: dict[str, Any] | GraderValidationError) -> Any:
 
 
 def check_cases(
-    cases: Iterable[Mapping[str, Any]], options: Options | None = None, tol: float = 1e-6, *, flip: bool = True
+    cases: Iterable[Mapping[str, Any] | BadRow], options: Options | None = None, tol: float = 1e-6, *, flip: bool = True
 ) -> ParityReport:
-    """Run each recorded case locally and compare; a case that cannot run is reported, never raised.
+    """Run each recorded case locally and compare; a case that cannot run (or a `BadRow` a reader could not parse)
+    is reported, never raised.
 
     With `flip`, each disagreement is rerun with every candidate option flipped in turn (see the module doc).
     """
     options = options or Options()
     reports: list[CaseReport] = []
     for index, case in enumerate(cases):
+        if isinstance(case, BadRow):
+            reports.append(CaseReport(index, f"case-{index}", [f"invalid case: {case.reason}"]))
+            continue
         grader = case.get("grader") if isinstance(case, Mapping) else None
         name = str((grader or {}).get("name") or case.get("name", f"case-{index}")) if isinstance(case, Mapping) else f"case-{index}"
         report = CaseReport(index, name)
@@ -381,6 +379,8 @@ async def record_cases(
     window = 64
 
     async def one(row: Any) -> dict[str, Any]:
+        if isinstance(row, BadRow):
+            return {"grader": grader, "not_recorded": row.reason}
         if not isinstance(row, Mapping):
             return {"grader": grader, "not_recorded": f"the row is not an object: {str(row)[:200]}"}
         case: dict[str, Any] = {"grader": grader}

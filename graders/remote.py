@@ -15,8 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .evaluators.model.client import RetryPolicy
-from .evaluators.model.client import _retry_after as retry_after
+from .transport.retry import RetryPolicy, retry_after
 
 RUN_PATH = "/fine_tuning/alpha/graders/run"
 

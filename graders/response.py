@@ -8,7 +8,6 @@ pays for a few attribute stores per row, not for 30-key dicts nobody reads.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # §3.2 key order, observed in a hosted python-grader response. The flags that carry text are "details" keys.
@@ -93,7 +92,6 @@ def sum_usage(per_model: dict[str, Usage]) -> Usage:
     return {k: sum(u.get(k, 0) for u in per_model.values()) for k in USAGE_KEYS}
 
 
-@dataclass(slots=True)
 class Outcome:
     """The one internal result of an evaluation (design: the flow of one grade).
 
@@ -103,12 +101,32 @@ class Outcome:
     judge steps, grader stdout): it never enters the hosted wire shape.
     """
 
-    score: float = 0.0
-    errors: dict[str, Any] | None = None
-    usage: dict[str, Usage] | None = None
-    sampled_model_name: str | None = None
-    sub_rewards: dict[str, float] | None = None
-    details: dict[str, Any] | None = None
+    __slots__ = ("score", "errors", "usage", "sampled_model_name", "sub_rewards", "details")
+
+    def __init__(
+        self,
+        score: float = 0.0,
+        errors: dict[str, Any] | None = None,
+        usage: dict[str, Usage] | None = None,
+        sampled_model_name: str | None = None,
+        sub_rewards: dict[str, float] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.score = score
+        self.errors = errors
+        self.usage = usage
+        self.sampled_model_name = sampled_model_name
+        self.sub_rewards = sub_rewards
+        self.details = details
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Outcome) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k == "score" or getattr(self, k) is not None)
+        return f"Outcome({shown})"
 
     @classmethod
     def fail(cls, flag: str, text: str | None = None, *, details: dict[str, Any] | None = None) -> Outcome:
@@ -140,6 +158,48 @@ class Outcome:
             if key in TEXT_ERROR_KEYS and self.errors.get(key):
                 return str(self.errors[key])
         return ", ".join(k for k in FLAG_KEYS if self.errors.get(k))
+
+
+class Merged:
+    """Several outcomes' flags, texts, usage and sampled model combined (§11.4); the score is the caller's."""
+
+    __slots__ = ("errors", "error_lines", "usage", "sampled_model_name")
+
+    def __init__(
+        self, errors: dict[str, Any] | None, error_lines: list[str], usage: dict[str, Usage] | None, sampled: str | None
+    ) -> None:
+        self.errors = errors
+        self.error_lines = error_lines
+        self.usage = usage
+        self.sampled_model_name = sampled
+
+
+def merge_outcomes(outcomes: dict[str, Outcome], *, first_sampled_model: bool = True) -> Merged:
+    """§11.4 for `multi`: every flag any sub-grader set; each text key as one `"<key>: <text>"` line per failing
+    sub-grader, joined by newlines (U43); usage summed per model; the first sub-grader's sampled model in key
+    order, or none (U44)."""
+    errors: dict[str, Any] | None = None
+    lines: list[str] = []
+    usage: dict[str, Usage] | None = None
+    sampled: str | None = None
+    for key, o in outcomes.items():
+        if o.errors:
+            errors = errors if errors is not None else {}
+            for flag in FLAG_KEYS:
+                if o.errors.get(flag):
+                    errors[flag] = True
+                    text_key = DETAILS_KEY.get(flag)
+                    text = o.errors.get(text_key) if text_key else None
+                    if text_key and text is not None:
+                        errors[text_key] = f"{errors[text_key]}\n{key}: {text}" if text_key in errors else f"{key}: {text}"
+            lines.append(f"{key}: {o.error_text()}")
+        if o.usage:
+            usage = usage if usage is not None else {}
+            for model, u in o.usage.items():
+                add_usage(usage, model, u)
+        if sampled is None and o.sampled_model_name and first_sampled_model:
+            sampled = o.sampled_model_name
+    return Merged(errors, lines, usage, sampled)
 
 
 class GraderRunResponse:
@@ -216,8 +276,13 @@ class GraderRunResponse:
             "sampled_model_name": self.outcome.sampled_model_name,
         }
 
-    def model_dump(self, mode: str = "json", *, include_details: bool = False) -> dict[str, Any]:
-        """The wire dict in the §3.2 key order; `include_details` appends the local trace under `"details"`."""
+    def model_dump(self, *, mode: Literal["json", "python"] | str = "python", include_details: bool = False) -> dict[str, Any]:
+        """The wire dict in the §3.2 key order; `include_details` appends the local trace under `"details"`.
+
+        `mode` is pydantic's: the wire fields are plain JSON values either way; in `"json"` mode the local trace
+        is made JSON-safe too (tuples to lists, other objects to their repr), in `"python"` mode it is copied as is.
+        """
+        mode = _check_mode(mode)
         out = {
             "reward": float(self.reward),
             "metadata": self.metadata,
@@ -225,53 +290,72 @@ class GraderRunResponse:
             "model_grader_token_usage_per_model": self.model_grader_token_usage_per_model,
         }
         if include_details:
-            out["details"] = _jsonable(self.details)
+            out["details"] = _dump(self.details, mode)
         return out
 
     def model_dump_json(self, *, indent: int | None = None, include_details: bool = False) -> str:
-        return json.dumps(self.model_dump(include_details=include_details), indent=indent, ensure_ascii=False)
+        """`model_dump(mode="json")` as a JSON string (non-ASCII kept)."""
+        return json.dumps(self.model_dump(mode="json", include_details=include_details), indent=indent, ensure_ascii=False)
 
     def __repr__(self) -> str:
         flags = [k for k in FLAG_KEYS if (self.outcome.errors or {}).get(k)]
         return f"GraderRunResponse(reward={self.reward!r}, name={self.name!r}, type={self.type!r}, errors={flags})"
 
 
-def _jsonable(value: Any) -> Any:
-    """Local trace data made JSON-safe (tuples to lists, unknown objects to their repr)."""
+def _check_mode(mode: str) -> str:
+    if mode not in ("json", "python"):
+        raise ValueError(f"mode must be 'json' or 'python', got {mode!r}")
+    return mode
+
+
+def _dump(value: Any, mode: str) -> Any:
+    """A copy of local trace data; in json mode made JSON-safe (tuples to lists, unknown objects to their repr)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
+        return {(str(k) if mode == "json" else k): _dump(v, mode) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dump(v, mode) for v in value]
+    if isinstance(value, tuple):
+        return [_dump(v, mode) for v in value] if mode == "json" else tuple(_dump(v, mode) for v in value)
+    if mode == "python" or value is None or isinstance(value, (str, int, float, bool)):
         return value
     return repr(value)
 
 
-@dataclass(frozen=True, slots=True)
 class ResponseFormat:
     """The response options resolved once per compiled grader (U4, §3.3 `response.error_keys`)."""
 
-    token_usage_format: Literal["object", "integer", "null"] = "object"
-    error_keys: tuple[str, ...] = ERROR_KEYS
-    no_errors: dict[str, Any] = field(init=False, repr=False, compare=False, hash=False)
-    """`errors` of a response with nothing set, built once (copied per response: callers may mutate it)."""
+    __slots__ = ("token_usage_format", "error_keys", "no_errors")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "no_errors", {k: None if k in TEXT_ERROR_KEYS else False for k in self.error_keys})
+    def __init__(self, token_usage_format: str = "object", error_keys: tuple[str, ...] = ERROR_KEYS) -> None:
+        self.token_usage_format = token_usage_format
+        self.error_keys = error_keys
+        self.no_errors: dict[str, Any] = {k: None if k in TEXT_ERROR_KEYS else False for k in error_keys}
+        """`errors` of a response with nothing set, built once (copied per response: callers may mutate it)."""
 
     @classmethod
     def from_options(cls, token_usage_format: str, error_keys: str) -> ResponseFormat:
-        return cls(token_usage_format, ERROR_KEYS if error_keys == "observed24" else SCHEMA_ERROR_KEYS)  # type: ignore[arg-type]
+        return cls(token_usage_format, ERROR_KEYS if error_keys == "observed24" else SCHEMA_ERROR_KEYS)
 
 
-@dataclass(slots=True)
 class GraderValidateResponse:
     """`/validate` success (spec §3.5): the grader echoed in the order sent, a generated `name` appended last."""
 
-    grader: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("grader",)
 
-    def model_dump(self, mode: str = "json") -> dict[str, Any]:
-        return {"grader": self.grader}
+    def __init__(self, grader: dict[str, Any] | None = None) -> None:
+        self.grader: dict[str, Any] = grader if grader is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GraderValidateResponse) and self.grader == other.grader
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"GraderValidateResponse(grader={self.grader!r})"
+
+    def model_dump(self, *, mode: Literal["json", "python"] | str = "python") -> dict[str, Any]:
+        """`{"grader": echo}`, a copy; `mode` as in pydantic (json mode makes any non-JSON value JSON-safe)."""
+        return {"grader": _dump(self.grader, _check_mode(mode))}
 
     def model_dump_json(self, *, indent: int | None = None) -> str:
-        return json.dumps(self.model_dump(), indent=indent, ensure_ascii=False)
+        return json.dumps(self.model_dump(mode="json"), indent=indent, ensure_ascii=False)

@@ -19,7 +19,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .namespaces import ModelSample, Namespaces, json_type
+from .errors import TemplateError, json_type
+from .namespaces import ModelSample, Namespaces
 from .options import TemplateOptions
 
 # A `{{ … }}` whose inside holds no further `{{`: in `{{ a {{ item.x }}` the first `{{` stays literal text.
@@ -27,15 +28,6 @@ _BRACES = re.compile(r"\{\{((?:(?!\{\{).)*?)\}\}", re.S)
 _STRICT = re.compile(r"\s*(item|sample)((?:\.[^.\[\]{}\s]+|\[\d+\])+)\s*")
 _EXTENDED = re.compile(r"""\s*(item|sample)((?:\.[^.\[\]{}\s]+|\[-?\d+\]|\["[^"]*"\]|\['[^']*'\])+)\s*""")
 _SEGMENT = re.compile(r"""\.([^.\[\]{}\s]+)|\[(-?\d+)\]|\["([^"]*)"\]|\['([^']*)'\]""")
-
-
-class TemplateError(Exception):
-    """A reference that cannot be rendered for this sample; `flag` is the error key to set (§5.5)."""
-
-    def __init__(self, flag: str, details: str) -> None:
-        super().__init__(details)
-        self.flag = flag
-        self.details = details
 
 
 class Ref:
@@ -159,12 +151,14 @@ class Template:
                 return value if value.__class__ is str else to_text(value)
 
             return render_one
-        pieces = tuple((True, p) if isinstance(p, str) else (False, self._getter(p)) for p in self.parts)
+        pieces: tuple[str | Callable[[Namespaces], Any], ...] = tuple(
+            p if isinstance(p, str) else self._getter(p) for p in self.parts
+        )
 
         def render_mixed(ns: Namespaces) -> str:
-            out = []
-            for literal, piece in pieces:
-                if literal:
+            out: list[str] = []
+            for piece in pieces:
+                if isinstance(piece, str):
                     out.append(piece)
                 else:
                     value = piece(ns)
@@ -183,7 +177,7 @@ class Template:
         null_missing = self._null_missing
 
         def get(ns: Namespaces) -> Any:
-            node = ns.item if from_item else ns.sample
+            node: Any = ns.item if from_item else ns.sample
             try:
                 for step in steps:
                     if step.__class__ is int and node.__class__ is not list:
@@ -199,13 +193,12 @@ class Template:
 
     def resolve(self, ref: Ref | BadRef, ns: Namespaces) -> Any:
         """The value a reference points at (§5.1), or `TemplateError` naming the reference and the failing step."""
-        if ref.__class__ is BadRef:
-            raise TemplateError("invalid_variable_error", f"invalid reference {ref.text}: {ref.reason}")  # type: ignore[union-attr]
-        node: Any = ns.item if ref.root == "item" else ns.sample  # type: ignore[union-attr]
-        steps = ref.steps  # type: ignore[union-attr]
-        for i, step in enumerate(steps):
-            if step.__class__ is int:
-                if node.__class__ is list and -len(node) <= step < len(node):  # type: ignore[operator]
+        if isinstance(ref, BadRef):
+            raise TemplateError(f"invalid reference {ref.text}: {ref.reason}")
+        node: Any = ns.item if ref.root == "item" else ns.sample
+        for i, step in enumerate(ref.steps):
+            if isinstance(step, int):
+                if node.__class__ is list and -len(node) <= step < len(node):
                     node = node[step]
                     continue
                 problem = (
@@ -222,9 +215,9 @@ class Template:
                     problem = f"key '{step}' not found"
                 else:
                     problem = f"cannot read key '{step}' from {json_type(node)}"
-            raise self._unresolved(ref, i, problem, ns)  # type: ignore[arg-type]
+            raise self._unresolved(ref, i, problem, ns)
         if node is None and self._null_missing:
-            raise TemplateError("invalid_variable_error", f"{ref.text}: the value is null (template.null_is_missing)")  # type: ignore[union-attr]
+            raise TemplateError(f"{ref.text}: the value is null (template.null_is_missing)")
         return node
 
     def _unresolved(self, ref: Ref, index: int, problem: str, ns: Namespaces) -> TemplateError:
@@ -238,7 +231,7 @@ class Template:
         ):
             flag = self._json_flag
             problem += " (sample.output_json is null: the model sample is not valid JSON)"
-        return TemplateError(flag, f"{ref.text} cannot be resolved at '{where}': {problem}")
+        return TemplateError(f"{ref.text} cannot be resolved at '{where}': {problem}", flag)
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"

@@ -6,37 +6,40 @@
 
 from __future__ import annotations
 
-import ast
-import copy
-import secrets
-import string
-from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ValidationError
-
-from .formula import IDENTIFIER, FormulaParseError, parse_formula
-from .namespaces import json_type
+from .errors import GraderValidationError, invalid_type, invalid_value, missing
+from .errors import join_path as _join
 from .options import Options
 from .response import GraderValidateResponse
 from .schema import (
     EVALS_TYPES,
-    GRADER_ADAPTER,
     GRADER_TYPES,
     MULTI_SUB_TYPES,
     TOP_LEVEL_TYPES,
     GraderConfig,
+    InputImage,
+    InputText,
     LabelModelGrader,
     MultiGrader,
+    OutputText,
     PythonGrader,
+    Config,
     ScoreModelGrader,
+    StringCheckGrader,
     TextSimilarityGrader,
+    parse_config,
 )
 from .templates import compile_template
 
-Context = Literal["run", "evals"]
+if TYPE_CHECKING:
+    import ast
 
-_NAME_ALPHABET = string.ascii_letters + string.digits
+Context = Literal["run", "evals"]
+"""Where a grader is used (§4): a `/run` request, or an Evals testing criterion (which also allows `label_model`)."""
+
+_NAME_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 # §9.4: grader models listed by the guides (U35 checks against these when switched on).
 GUIDE_MODELS: tuple[str, ...] = (
@@ -55,46 +58,9 @@ _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 def generate_name() -> str:
     """§3.4: `grader-` plus 12 characters from [A-Za-z0-9], new on every request."""
+    import secrets
+
     return "grader-" + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(12))
-
-
-class GraderValidationError(ValueError):
-    """An invalid grader config or request: HTTP 400 with the OpenAI error envelope (§12.1)."""
-
-    status_code = 400
-
-    def __init__(self, message: str, param: str | None, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-        self.type = "invalid_request_error"
-
-    def envelope(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-    def __str__(self) -> str:
-        return f"{self.status_code}: {self.message}"
-
-
-def _join(prefix: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{prefix}[{key}]"
-    return f"{prefix}.{key}" if prefix else key
-
-
-def invalid_type(path: str, expected: str, value: Any) -> GraderValidationError:
-    return GraderValidationError(
-        f"Invalid type for '{path}': expected {expected}, but got {json_type(value)} instead.", path, "invalid_type"
-    )
-
-
-def invalid_value(path: str, reason: str) -> GraderValidationError:
-    return GraderValidationError(f"Invalid value for '{path}': {reason}", path, "invalid_value")
-
-
-def missing(path: str) -> GraderValidationError:
-    return GraderValidationError(f"Missing required parameter: '{path}'.", path, "missing_required_parameter")
 
 
 def _quote_list(values: tuple[str, ...] | list[str]) -> str:
@@ -137,76 +103,6 @@ def _check_types(data: Any, path: str, allowed: tuple[str, ...], context: str) -
             _check_types(sub, _join(gpath, key), MULTI_SUB_TYPES, "multi")
 
 
-# --- checks 2-3: pydantic errors turned into the envelope ----------------------------------------------------------
-
-_TYPE_WORDS = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "bool_type": "a boolean",
-    "list_type": "an array",
-    "tuple_type": "an array",
-    "dict_type": "an object",
-    "model_type": "an object",
-    "model_attributes_type": "an object",
-}
-_RANK = {"missing": 0, "union_tag_not_found": 0, **{k: 0 for k in _TYPE_WORDS}}
-
-
-def _resolve_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str, Any]:
-    """Follow a pydantic `loc` through the input, skipping union branch labels that are not real keys."""
-    path = ""
-    node = data
-    for part in loc:
-        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
-            path, node = _join(path, part), node[part]
-        elif isinstance(part, str) and isinstance(node, Mapping) and part in node:
-            path, node = _join(path, part), node[part]
-        elif isinstance(part, str) and isinstance(node, Mapping) and part not in GRADER_TYPES and "[" not in part:
-            if part not in ("str", "list", "input_text", "output_text", "input_image", "input_audio"):
-                path = _join(path, part)  # a missing field: name it
-                node = None
-    return path, node
-
-
-def _from_pydantic(exc: ValidationError, data: Any) -> GraderValidationError:
-    errors = exc.errors(include_url=False)
-    resolved = [_resolve_loc(data, tuple(e["loc"])) for e in errors]
-    paths = [_join(p, "type") if e["type"] == "union_tag_invalid" else p for e, (p, _) in zip(errors, resolved)]
-    # Union branches that failed on the input's own JSON type stop short; the branch that went deeper is the
-    # one the input was meant for, so its error is the specific one.
-    specific = [i for i, p in enumerate(paths) if not any(q.startswith((p + ".", p + "[")) for q in paths)]
-    first = min(specific, key=lambda i: (_RANK.get(errors[i]["type"], 1), i))
-    err = errors[first]
-    path, value = resolved[first]
-    path = path or "grader"
-    kind = err["type"]
-    if kind == "missing":
-        return missing(path)
-    if kind == "union_tag_not_found":
-        return missing(_join(path, "type"))
-    if kind in _TYPE_WORDS:
-        words: list[str] = []
-        for other, (other_path, _) in zip(errors, resolved):
-            word = _TYPE_WORDS.get(other["type"])
-            if word and (other_path or "grader") == path and word not in words:
-                words.append(word)
-        expected = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-        return invalid_type(path, expected, value)
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return invalid_value(path, f"{err['input']!r} is not supported; expected {expected}.")
-    if kind == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        return invalid_value(
-            paths[first], f"{ctx.get('tag')!r} is not supported; expected one of {ctx.get('expected_tags', '')}."
-        )
-    if kind in ("greater_than_equal", "greater_than"):
-        return invalid_value(path, f"{err['msg'].lower()}, got {err['input']!r}.")
-    return invalid_value(path, f"{err['msg']}.")
-
-
 # --- checks 4-10 over every grader of the tree --------------------------------------------------------------------
 
 
@@ -231,7 +127,7 @@ def _check_labels(config: GraderConfig, path: str, options: Options) -> None:
         return
     if not config.labels:
         raise invalid_value(_join(path, "labels"), "must contain at least one label.")
-    if options.validate_.label_subset_check:
+    if options.validate.label_subset_check:
         known = set(config.labels)
         for i, label in enumerate(config.passing_labels):
             if label not in known:
@@ -243,6 +139,8 @@ def _check_labels(config: GraderConfig, path: str, options: Options) -> None:
 def _check_multi(config: GraderConfig, path: str, options: Options) -> None:
     if not isinstance(config, MultiGrader):
         return
+    from .formula import IDENTIFIER, FormulaParseError, parse_formula
+
     gpath = _join(path, "graders")
     if not config.graders:
         raise invalid_value(gpath, "must contain at least one grader.")
@@ -274,13 +172,15 @@ def _check_python_limits(config: GraderConfig, path: str, options: Options) -> N
 
 def python_source_problem(source: str) -> str | None:
     """U47: why `source` cannot be a python grader (syntax, no two-argument `grade`), or None. Never executes it."""
+    import ast
+
     try:
         tree = ast.parse(source, "<grader>")
     except SyntaxError as exc:
         return f"the source does not compile: {exc.msg} (line {exc.lineno})."
     except ValueError as exc:  # e.g. NUL bytes
         return f"the source does not compile: {exc}."
-    defined = None
+    defined: ast.stmt | None = None
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "grade":
             defined = node
@@ -303,11 +203,18 @@ def python_source_problem(source: str) -> str | None:
 
 
 def _bound_names(node: ast.stmt) -> set[str]:
+    import ast
+
     if isinstance(node, ast.ClassDef):
         return {node.name}
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         return {(a.asname or a.name).split(".")[0] for a in node.names}
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[union-attr]
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    else:
+        return set()
     return {t.id for t in targets if isinstance(t, ast.Name)}
 
 
@@ -320,9 +227,9 @@ def _check_python_source(config: GraderConfig, path: str) -> None:
 
 def templated_fields(config: GraderConfig) -> Iterator[tuple[str, str]]:
     """(relative path, template text) for every templated field of one grader (§5.2)."""
-    if config.type in ("string_check", "text_similarity"):
-        yield "input", config.input  # type: ignore[union-attr]
-        yield "reference", config.reference  # type: ignore[union-attr]
+    if isinstance(config, (StringCheckGrader, TextSimilarityGrader)):
+        yield "input", config.input
+        yield "reference", config.reference
     elif isinstance(config, (ScoreModelGrader, LabelModelGrader)):
         for i, message in enumerate(config.input):
             base = f"input[{i}].content"
@@ -332,12 +239,12 @@ def templated_fields(config: GraderConfig) -> Iterator[tuple[str, str]]:
                 ppath = f"{base}[{j}]" if isinstance(content, list) else base
                 if isinstance(part, str):
                     yield ppath, part
-                elif part.type in ("input_text", "output_text"):
-                    yield f"{ppath}.text", part.text  # type: ignore[union-attr]
-                elif part.type == "input_image":
-                    yield f"{ppath}.image_url", part.image_url  # type: ignore[union-attr]
+                elif isinstance(part, (InputText, OutputText)):
+                    yield f"{ppath}.text", part.text
+                elif isinstance(part, InputImage):
+                    yield f"{ppath}.image_url", part.image_url
                 else:
-                    yield f"{ppath}.input_audio.data", part.input_audio.data  # type: ignore[union-attr]
+                    yield f"{ppath}.input_audio.data", part.input_audio.data
 
 
 def _check_templates(config: GraderConfig, path: str, options: Options) -> None:
@@ -347,22 +254,24 @@ def _check_templates(config: GraderConfig, path: str, options: Options) -> None:
             raise invalid_value(_join(path, field), f"{problems[0]}.")
 
 
-def _unknown_fields(model: BaseModel, path: str) -> Iterator[str]:
-    for key in model.model_extra or {}:
-        yield _join(path, key)
-    for name in type(model).model_fields:
+def _unknown_fields(model: Config, path: str) -> Iterator[str]:
+    for extra in model.extra:
+        yield _join(path, extra)
+    for name in model.field_names():
         value = getattr(model, name)
-        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else [(None, value)]
+        children: Iterable[tuple[str | int | None, Any]] = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else [(None, value)]
+        )
         for key, child in children:
-            if isinstance(child, BaseModel) and not (isinstance(model, LabelModelGrader) and name == "sampling_params"):
+            if isinstance(child, Config):
                 sub = _join(path, name) if key is None else _join(_join(path, name), key)
                 yield from _unknown_fields(child, sub)
 
 
 def _check_strict(config: GraderConfig, path: str, options: Options, context: Context) -> None:
-    v = options.validate_
+    v = options.validate
     if v.unknown_fields == "reject":
-        for where in _unknown_fields(config, path):  # type: ignore[arg-type]
+        for where in _unknown_fields(config, path):
             raise GraderValidationError(f"Unknown parameter: '{where}'.", where, "unknown_parameter")
     if isinstance(config, TextSimilarityGrader):
         if (
@@ -387,7 +296,7 @@ def _check_model_params(config: ScoreModelGrader | LabelModelGrader, path: str) 
     params = config.sampling_params
     if params is None:
         return
-    raw = params if isinstance(params, dict) else params.model_dump(exclude_none=True)
+    raw = params if isinstance(params, dict) else params.dump(exclude_none=True)
     reasoning = config.model.startswith(_REASONING_PREFIXES)
     if reasoning and raw.get("temperature") not in (None, 1, 1.0):
         raise invalid_value(
@@ -423,10 +332,7 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
     allowed = TOP_LEVEL_TYPES if context == "run" else EVALS_TYPES
     _check_types(grader, "", allowed, context)  # 1
     data = _preprocess(grader, options)
-    try:
-        config: GraderConfig = GRADER_ADAPTER.validate_python(data)  # 2, 3
-    except ValidationError as exc:
-        raise _from_pydantic(exc, data) from None
+    config = parse_config(data)  # 2, 3
     tree = list(_walk(config))
     _check_evals(config, context)
     for path, node in tree:
@@ -437,10 +343,10 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
         _check_multi(node, path, options)  # 6
     for path, node in tree:
         _check_python_limits(node, path, options)  # 7
-    if options.validate_.python_compile_check:
+    if options.validate.python_compile_check:
         for path, node in tree:
             _check_python_source(node, path)  # 8
-    if options.validate_.template_syntax:
+    if options.validate.template_syntax:
         for path, node in tree:
             _check_templates(node, path, options)  # 9
     for path, node in tree:
@@ -448,12 +354,14 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
     return config
 
 
-def validate(grader: Any, options: Options | None = None, *, context: Context = "run") -> GraderValidateResponse:
+def validate(grader: Mapping[str, Any], options: Options | None = None, *, context: Context = "run") -> GraderValidateResponse:
     """`/validate` (§3.5): the config echoed in the order sent, with a generated `name` appended if absent."""
     options = options or Options()
     parse_grader(grader, options, context=context)
+    import copy
+
     echo = copy.deepcopy(dict(grader))
-    if options.validate_.name_sub_graders and echo.get("type") == "multi":
+    if options.validate.name_sub_graders and echo.get("type") == "multi":
         for sub in echo["graders"].values():
             if "name" not in sub:
                 sub["name"] = generate_name()

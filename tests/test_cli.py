@@ -1,4 +1,4 @@
-"""The `graders` command (issue 2 §9): JSON out, --explain for people, one clear line for bad input."""
+"""The `graders` command: JSON out, --explain for people, one clear line for bad input."""
 
 from __future__ import annotations
 
@@ -124,7 +124,11 @@ def test_console_script_entry_point():
     assert json.loads(proc.stdout)["reward"] == 1.0
 
 
-def test_options_doc_table_matches_the_code():
+def test_options_doc_table_matches_the_code(monkeypatch):
+    """docs/options.md lists the defaults as an empty environment gives them (`HOME='~'` keeps paths generic)."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADERS_PYTHON_TIMEOUT", "GRADERS_PYTHON_MEMORY_MB", "GRADERS_IMAGES_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", "~")
     doc = (ROOT / "docs" / "options.md").read_text()
     generated = doc.split("\n<!-- options-table -->\n", 1)[1].split("\n<!-- /options-table -->", 1)[0]
     code, table = cli("options", "--markdown")
@@ -159,3 +163,16 @@ def test_parity_command_reports_and_sets_exit_status(tmp_path):
     report = json.loads(out)
     assert code == 1 and report["ok"] is False and "reward: local 1.0, recorded 0.25" in report["cases"][0]["differences"]
     assert report["options"]["template.path_grammar"] == "strict"
+
+
+def test_plugin_commands_are_listed_but_imported_only_to_run():
+    """`graders --help` names `image` and `judge` without importing them; running one imports only that one."""
+    code = (
+        "import contextlib, io, sys\nfrom graders.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n    main(['--help'])\n"
+        "print('image' in out.getvalue() and 'judge' in out.getvalue(), 'graders.resources.images' in sys.modules)\n"
+        "main(['image', 'list', '--dir', sys.argv[1]], io.StringIO())\n"
+        "print('graders.resources.images' in sys.modules, 'graders.evaluators.model.judge' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "no-images-here")], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["True", "False", "True", "False"]

@@ -77,10 +77,18 @@ class BagOfLetters:
 
 
 def test_pluggable_local_embedder():
+    """`graders.extend.set_embedder` plugs a local model into a cosine grader, or into every cosine sub-grader."""
+    from graders.extend import set_embedder
+
     grader = graders.compile(COSINE)
-    grader.evaluator.metric.set_embedder(BagOfLetters(), "bag-of-letters")
+    set_embedder(grader, BagOfLetters(), "bag-of-letters")
     resp = grader.run("abc", {"r": "abd"})
     assert resp.reward == pytest.approx(2 / 3) and resp.details["metric"]["model"] == "bag-of-letters"
+    multi = graders.compile({"type": "multi", "graders": {"a": COSINE, "b": COSINE}, "calculate_output": "a + b"})
+    set_embedder(multi, BagOfLetters(), "bag-of-letters")
+    assert multi.run("abc", {"r": "abd"}).reward == pytest.approx(4 / 3)
+    with pytest.raises(ValueError, match="no text_similarity cosine metric"):
+        set_embedder(graders.compile({**COSINE, "evaluation_metric": "bleu"}), BagOfLetters(), "x")
 
 
 def test_cosine_helper():

@@ -1,4 +1,4 @@
-"""compile / run / run_many / arun (issue 2 public API): bad rows are marked and the rest go on."""
+"""compile / run / run_many / arun: bad rows are marked and the rest go on."""
 
 from __future__ import annotations
 
@@ -104,3 +104,61 @@ def test_iter_run_streams_lazily():
 
     it = graders.compile(SC).iter_run(rows(), chunk_size=10)
     assert [next(it).reward for _ in range(10)] == [1.0] * 10
+
+
+def test_every_grader_type_has_exactly_one_evaluator():
+    """Grader types and metric names are listed once, in the schema; the config union, the registry and the metric
+    table follow it."""
+    import typing
+
+    from graders.evaluators import REGISTRY
+    from graders.evaluators.text_similarity import METRICS
+    from graders.schema import GRADER_TYPES, SIMILARITY_METRICS, AnyGrader
+
+    assert tuple(REGISTRY) == GRADER_TYPES
+    config_classes = typing.get_args(typing.get_args(AnyGrader)[0])
+    assert [typing.get_args(cls.hints()["type"])[0] for cls in config_classes] == list(GRADER_TYPES)
+    assert tuple(METRICS) == SIMILARITY_METRICS
+
+
+def test_a_bad_row_value_is_answered_in_its_place():
+    """A reader yields `BadRow` for a row it cannot use; the engine answers it with other_error, nothing raised."""
+    from graders.errors import BadRow
+
+    rows = [{"model_sample": "x", "item": {"a": "x"}}, BadRow("line 2 is not valid JSON", "row"), "x"]
+    out = graders.compile(SC).run_many(rows)
+    assert [r.reward for r in out] == [1.0, 0.0, 0.0]
+    assert out[1].errors["other_error"] and out[1].details == {"error": "invalid row: line 2 is not valid JSON", "param": "row"}
+
+
+def test_adapter_gives_each_evaluator_kind_the_other():
+    """A sync evaluator answers `arun`, an async one answers `run` (on the background loop); both are guarded."""
+    from graders.evaluators.base import AsyncEvaluator, SyncEvaluator, adapt
+    from graders.namespaces import Namespaces
+    from graders.response import Outcome
+
+    class Length(SyncEvaluator):
+        type = "string_check"
+
+        def evaluate(self, ns):
+            if ns.item.get("boom"):
+                raise RuntimeError("sync bug")
+            return Outcome(float(len(ns.sample["output_text"])))
+
+    class AsyncLength(AsyncEvaluator):
+        type = "python"
+
+        async def aevaluate(self, ns):
+            await asyncio.sleep(0)
+            if ns.item.get("boom"):
+                raise RuntimeError("async bug")
+            return Outcome(float(len(ns.sample["output_text"])))
+
+    batch = [Namespaces({"output_text": "abc"}, {}), Namespaces({"output_text": "x"}, {"boom": True})]
+    for cls in (Length, AsyncLength):
+        runner = adapt(cls(None, Options()))
+        assert runner.is_async is (cls is AsyncLength)
+        assert runner.run(batch[0]).score == 3.0 and asyncio.run(runner.arun(batch[0])).score == 3.0
+        sync_many, async_many = runner.run_many(batch), asyncio.run(runner.arun_many(batch))
+        for out in (sync_many, async_many):
+            assert out[0].score == 3.0 and out[1].errors == {"other_error": True} and "bug" in out[1].details["error"]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graders import FormulaEvalError, FormulaParseError, parse_formula
+from graders.formula import FormulaEvalError, FormulaParseError, parse_formula
 from graders.options import Options
 
 F = Options().formula

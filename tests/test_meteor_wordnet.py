@@ -8,7 +8,7 @@ import pytest
 
 import graders
 from graders import Options
-from graders.evaluators.text_similarity.wordnet import DEBIAN_WORDNET, LEXNAMES, layout_debian_wordnet, lexnames_text, load_wordnet
+from graders.resources.wordnet import DEBIAN_WORDNET, LEXNAMES, layout_debian_wordnet, lexnames_text, load_wordnet
 
 needs_debian = pytest.mark.skipif(not (DEBIAN_WORDNET / "data.noun").is_file(), reason="Debian wordnet-base is not installed")
 METEOR = {"type": "text_similarity", "input": "{{ sample.output_text }}", "reference": "{{ item.r }}", "evaluation_metric": "meteor"}
@@ -24,7 +24,7 @@ def test_lexnames_table_has_45_entries():
 def test_debian_layout_is_wordnet_30_with_117659_synsets(tmp_path):
     corpus = layout_debian_wordnet(DEBIAN_WORDNET, tmp_path)
     assert not any(p.is_symlink() for p in corpus.iterdir()), "files must be copied, not linked"
-    reader, source = load_wordnet(str(corpus))
+    reader, source = load_wordnet(str(corpus), cache_dir=tmp_path / "cache")
     assert reader.get_version() == "3.0"
     assert sum(1 for _ in reader.all_synsets()) == 117659
     assert "wordnet_dir" in source

@@ -290,6 +290,17 @@ def test_json_schema_rejected_falls_back_to_json_object_and_remembers(srv: Runni
     assert "remembered" in again.details["response_format_fallback"][0]
 
 
+def test_fallback_memory_is_per_endpoint_and_key(srv: RunningServer) -> None:
+    """What a server taught us is remembered per route, and the key is part of the route: two keys on one URL
+    can be two accounts, so the second key asks json_schema again before falling back."""
+    script = {"reject_json_schema": True, "result": 0.4}
+    model = "no-schema-per-key"
+    for key, requests in (("sk-one", 2), ("sk-two", 2), ("sk-one", 1)):
+        srv.reset()
+        resp = graders.run(score_grader(model), "x", {"script": script}, options=opts(srv, models__api_key=key))
+        assert resp.reward == 0.4 and srv.stats()["requests"] == requests, key
+
+
 def test_text_fallback_extracts_json_from_prose(srv: RunningServer) -> None:
     """A server rejecting every response_format gets plain text; the JSON object is extracted from the prose."""
     script = {"reject_response_format": True, "content": 'Sure! ```json\n{"steps": [], "result": 0.3}\n``` Done.'}

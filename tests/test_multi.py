@@ -74,7 +74,7 @@ def test_no_final_clamping():
 
 
 def test_unavailable_sub_grader_type_is_a_clear_other_error(monkeypatch):
-    """Issue 2: a type whose module is missing gives other_error naming it, never a fake score."""
+    """A type whose module is missing gives other_error naming it, never a fake score."""
     from graders import evaluators
 
     monkeypatch.setitem(evaluators.REGISTRY, "python", "graders.evaluators.not_a_module:Nothing")

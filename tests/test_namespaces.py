@@ -7,7 +7,8 @@ import json
 import hypothesis
 import pytest
 
-from graders.namespaces import ModelSample, RequestError, build_namespaces, structured_sample
+from graders.errors import RequestError
+from graders.namespaces import ModelSample, build_namespaces, structured_sample
 from graders._json import dumps
 from graders.options import Options, SampleOptions
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from pathlib import Path
 
@@ -105,3 +106,16 @@ def test_option_choices_are_read_from_the_option_types():
     assert option_choices("multi.sub_error_policy") == ["zero_and_continue", "fail_whole"]
     assert option_choices("text_similarity.rouge.stemmer") == [False, True]
     assert option_choices("python.timeout_s") == [] and option_choices("no.such") == []
+
+
+def test_a_case_line_that_is_not_json_is_reported_not_dropped(tmp_path):
+    from graders.cli import main
+
+    cases = tmp_path / "cases.jsonl"
+    good = {"grader": {"type": "string_check", "input": "a", "reference": "a", "operation": "eq"}, "model_sample": "x", "response": {"reward": 1.0}}
+    cases.write_text(json.dumps(good) + "\n{not json\n")
+    out = io.StringIO()
+    assert main(["parity", str(cases), "--json"], out=out) == 1
+    report = json.loads(out.getvalue())
+    assert [c["ok"] for c in report["cases"]] == [True, False]
+    assert "line 2 is not valid JSON" in report["cases"][1]["differences"][0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from graders.cli import main
-from graders.evaluators.python.images import (
+from graders.resources.images import (
     IMAGES,
     ImageInstallError,
     ImageNotInstalled,

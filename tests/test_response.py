@@ -106,3 +106,25 @@ def test_openai_sdk_types_accept_the_wire_json():
     assert parsed.reward == 0.0 and parsed.metadata.errors.invalid_variable_error is True
     integer_usage = _model_response("integer").model_dump()
     assert SDKResponse.model_validate(integer_usage).metadata.token_usage == 150
+
+
+def test_model_dump_modes_are_pydantics():
+    """`mode` is keyword-only and defaults to "python" as in pydantic; the SDK's own model dumps the same dicts."""
+    from openai.types.fine_tuning.alpha import GraderRunResponse as SDKResponse
+
+    resp = _model_response("object")
+    for sdk_readable in (_model_response("integer"), graders.run(SC, "x", {})):  # the SDK types token_usage as int
+        for mode in ("python", "json"):
+            mine = sdk_readable.model_dump(mode=mode)
+            assert SDKResponse.model_validate(mine).model_dump(mode=mode, by_alias=True, exclude_unset=True) == mine
+    assert resp.model_dump() == resp.model_dump(mode="json")
+    traced = GraderRunResponse(1.0, "n", "python", 0.0, Outcome(1.0, details={"pair": ("a", 1), "obj": ...}), ResponseFormat())
+    assert traced.model_dump(include_details=True)["details"] == {"pair": ("a", 1), "obj": ...}
+    assert traced.model_dump(mode="json", include_details=True)["details"] == {"pair": ["a", 1], "obj": "Ellipsis"}
+    assert json.loads(traced.model_dump_json(include_details=True))["details"]["pair"] == ["a", 1]
+    import pytest
+
+    with pytest.raises(ValueError, match="mode"):
+        resp.model_dump(mode="yaml")
+    with pytest.raises(TypeError):
+        resp.model_dump("json")  # type: ignore[misc]

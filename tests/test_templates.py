@@ -6,7 +6,8 @@ import pytest
 
 from graders.namespaces import ModelSample, Namespaces, structured_sample
 from graders.options import Options
-from graders.templates import TemplateError, compile_template
+from graders.errors import TemplateError
+from graders.templates import compile_template
 
 OPTS = Options()
 
@@ -89,7 +90,7 @@ def test_null_is_rendered_unless_switched_U13():
 def test_unresolved_reference_names_path_and_step(template, detail):
     err = failure(template, ns(item=ITEM))
     assert err.flag == "invalid_variable_error"
-    assert template in err.details and detail in err.details
+    assert template in err.text and detail in err.text
 
 
 @pytest.mark.parametrize(
@@ -125,7 +126,7 @@ def test_output_json_unavailable_flag_U12():
     assert failure(template, ns("not json")).flag == "invalid_variable_error"
     opts = {"template.output_json_unavailable_flag": "sample_parse_error"}
     err = failure(template, ns("not json", options=Options().with_values(opts)), **opts)
-    assert err.flag == "sample_parse_error" and "not valid JSON" in err.details
+    assert err.flag == "sample_parse_error" and "not valid JSON" in err.text
     assert render(template, ns('{"score": 0.5}')) == "0.5"
 
 

@@ -239,3 +239,29 @@ def test_huge_strings_are_fine():
 def test_fixture_graders_validate(path):
     grader = json.loads(path.read_text())
     assert validate(grader).grader["name"] == grader["name"]
+
+
+def test_a_wrong_json_type_names_every_type_the_field_accepts():
+    """An untagged union (message content) picks its branch by JSON type; none fits: every accepted type is named."""
+    err = error_of({**SCORE, "input": [{"role": "user", "content": 5}]})
+    assert err.message == "Invalid type for 'input[0].content': expected a string, an object or an array, but got an integer instead."
+    assert error_of({**SCORE, "sampling_params": "hot"}).message.endswith("expected an object, but got a string instead.")
+
+
+def test_a_missing_field_or_wrong_type_is_reported_before_a_wrong_value():
+    """§12.2: checks 2 (types, required) come before 3 (enums) even when the enum field comes first."""
+    err = error_of({"type": "text_similarity", "evaluation_metric": "bleurt", "input": "a", "reference": 3})
+    assert (err.param, err.code) == ("reference", "invalid_type")
+    err = error_of({"type": "text_similarity", "evaluation_metric": "bleurt", "input": "a", "reference": "b"})
+    assert (err.param, err.code) == ("evaluation_metric", "invalid_value")
+    assert err.message == ("Invalid value for 'evaluation_metric': 'bleurt' is not supported; expected 'cosine', 'fuzzy_match', "
+                           "'bleu', 'gleu', 'meteor', 'rouge_1', 'rouge_2', 'rouge_3', 'rouge_4', 'rouge_5' or 'rouge_l'.")
+
+
+def test_parsed_configs_are_immutable_and_keep_unknown_fields():
+    from graders.validation import parse_grader
+
+    config = parse_grader({**SCORE, "sampling_params": {"seed": 1, "top_k": 5}, "note": "x"})
+    assert config.extra == {"note": "x"} and config.sampling_params.dump(exclude_none=True) == {"seed": 1, "top_k": 5}
+    with pytest.raises(AttributeError):
+        config.model = "other"

@@ -1,57 +1,36 @@
-"""The one small interface every grader type implements (design: the flow of one grade).
+"""The one small interface every grader type implements, in one of two kinds, and the adapter that gives it both.
 
 An evaluator is built once per compiled grader (templates compiled, metric chosen, sandbox or client bound) and
 then evaluates many samples. It never raises for a grading failure: it returns an `Outcome` with flags set.
+
+Each evaluator is written in the kind that suits its work: `SyncEvaluator` (CPU-bound: string_check, most
+metrics) or `AsyncEvaluator` (network or worker bound: model graders, cosine, the python pool). `adapt` wraps it
+once, at compile, in a `Runner` with all four entry points: the other kind comes from a facade (a sync evaluator
+runs inline under `await`; an async one runs on the process's background loop when called synchronously), and
+every entry point is guarded so that one sample whose evaluation raises fails alone (`errors.failure_outcome`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import traceback
-from abc import ABC
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from .._loop import run_sync
+from ..errors import failure_outcome
 from ..namespaces import Namespaces
 from ..options import Options
 from ..response import Outcome
-from ..templates import Template, TemplateError, compile_template
+from ..templates import Template, compile_template
 
 
 class Evaluator(ABC):
-    """Scores one grader config against namespaces.
-
-    Sync-native evaluators implement `evaluate`; async-native ones (network or worker bound) set
-    `async_native = True` and implement `aevaluate`, and the sync side runs on the background loop. Bulk paths
-    override `evaluate_many`/`aevaluate_many`; results are always one `Outcome` per input, in order.
-    """
+    """What both kinds share: the validated config, the options in force, template compiling and `close`."""
 
     type: ClassVar[str]
-    async_native: ClassVar[bool] = False
 
     def __init__(self, config: Any, options: Options) -> None:
         self.config = config
         self.options = options
-
-    def evaluate(self, ns: Namespaces) -> Outcome:
-        if not self.async_native:
-            raise NotImplementedError(f"{type(self).__name__} must implement evaluate()")
-        return run_sync(self.aevaluate(ns))
-
-    async def aevaluate(self, ns: Namespaces) -> Outcome:
-        return self.evaluate(ns)
-
-    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        if self.async_native:
-            return run_sync(self.aevaluate_many(batch))
-        evaluate = self.evaluate
-        return [evaluate(ns) for ns in batch]
-
-    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        if not self.async_native:
-            return self.evaluate_many(batch)
-        return list(await asyncio.gather(*(self.aevaluate(ns) for ns in batch)))
 
     def template(self, source: str) -> Template:
         """Compile one templated field with this grader's template options."""
@@ -61,7 +40,30 @@ class Evaluator(ABC):
         """Release workers, clients or files held by this evaluator."""
 
 
-class UnavailableEvaluator(Evaluator):
+class SyncEvaluator(Evaluator):
+    """An evaluator that computes in the caller's thread; `evaluate_many` is the bulk path (one per input, in order)."""
+
+    @abstractmethod
+    def evaluate(self, ns: Namespaces) -> Outcome: ...
+
+    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        evaluate = self.evaluate
+        return [evaluate(ns) for ns in batch]
+
+
+class AsyncEvaluator(Evaluator):
+    """An evaluator that waits on a server or a worker; `aevaluate_many` overlaps the samples of a batch."""
+
+    @abstractmethod
+    async def aevaluate(self, ns: Namespaces) -> Outcome: ...
+
+    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        import asyncio
+
+        return list(await asyncio.gather(*(self.aevaluate(ns) for ns in batch)))
+
+
+class UnavailableEvaluator(SyncEvaluator):
     """Stands in for a grader type whose module or dependency is missing: a clear `other_error`, never a score."""
 
     def __init__(self, config: Any, options: Options, reason: str) -> None:
@@ -72,48 +74,96 @@ class UnavailableEvaluator(Evaluator):
         return Outcome.fail("other_error", f"grader type '{self.config.type}' is not available: {self.reason}")
 
 
-def template_failure(error: TemplateError, details: dict[str, Any] | None = None) -> Outcome:
-    """§5.5: an unresolved reference stops the grade with its flag and reward 0.0."""
-    return Outcome.fail(error.flag, error.details, details=details)
+class Runner(ABC):
+    """One evaluator of either kind with both kinds of entry point, each guarded (one raising sample fails alone).
+
+    The evaluator's methods are looked up on every call, so an evaluator replaced or patched after compile is used.
+    """
+
+    is_async: ClassVar[bool]
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+
+    @abstractmethod
+    def run(self, ns: Namespaces) -> Outcome: ...
+
+    @abstractmethod
+    def run_many(self, batch: Sequence[Namespaces]) -> list[Outcome]: ...
+
+    @abstractmethod
+    async def arun(self, ns: Namespaces) -> Outcome: ...
+
+    @abstractmethod
+    async def arun_many(self, batch: Sequence[Namespaces]) -> list[Outcome]: ...
+
+    def close(self) -> None:
+        self.evaluator.close()
 
 
-def bug_outcome(exc: BaseException) -> Outcome:
-    """An evaluator raised (a bug, never a grading result): `other_error`, the traceback kept in local details."""
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-8))
-    return Outcome.fail("other_error", f"internal error: {type(exc).__name__}: {exc}", details={"traceback": tb})
+class _SyncRunner(Runner):
+    is_async = False
+    evaluator: SyncEvaluator
+
+    def run(self, ns: Namespaces) -> Outcome:
+        try:
+            return self.evaluator.evaluate(ns)
+        except Exception as exc:  # noqa: BLE001 - one broken evaluation must not cost the others
+            return failure_outcome(exc)
+
+    def run_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        """The bulk path; if it raises or miscounts, each sample again on its own so only the bad one fails."""
+        try:
+            out = self.evaluator.evaluate_many(batch)
+            if len(out) == len(batch):
+                return out
+        except Exception:  # noqa: BLE001
+            pass
+        return [self.run(ns) for ns in batch]
+
+    async def arun(self, ns: Namespaces) -> Outcome:
+        return self.run(ns)
+
+    async def arun_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        return self.run_many(batch)
 
 
-def evaluate_guarded(evaluator: Evaluator, ns: Namespaces) -> Outcome:
-    """`evaluate`, with a raised exception turned into that sample's `other_error` outcome."""
-    try:
-        return evaluator.evaluate(ns)
-    except Exception as exc:  # noqa: BLE001 - one broken evaluation must not cost the others
-        return bug_outcome(exc)
+class _AsyncRunner(Runner):
+    is_async = True
+    evaluator: AsyncEvaluator
+
+    def run(self, ns: Namespaces) -> Outcome:
+        from .._loop import run_sync
+
+        return run_sync(self.arun(ns))
+
+    def run_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        from .._loop import run_sync
+
+        return run_sync(self.arun_many(batch))
+
+    async def arun(self, ns: Namespaces) -> Outcome:
+        try:
+            return await self.evaluator.aevaluate(ns)
+        except Exception as exc:  # noqa: BLE001
+            return failure_outcome(exc)
+
+    async def arun_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        try:
+            out = await self.evaluator.aevaluate_many(batch)
+            if len(out) == len(batch):
+                return out
+        except Exception:  # noqa: BLE001
+            pass
+        import asyncio
+
+        return list(await asyncio.gather(*(self.arun(ns) for ns in batch)))
 
 
-async def aevaluate_guarded(evaluator: Evaluator, ns: Namespaces) -> Outcome:
-    try:
-        return await evaluator.aevaluate(ns)
-    except Exception as exc:  # noqa: BLE001
-        return bug_outcome(exc)
-
-
-def evaluate_many_guarded(evaluator: Evaluator, batch: Sequence[Namespaces]) -> list[Outcome]:
-    """The bulk path; if it raises or miscounts, each sample again on its own so only the bad one fails."""
-    try:
-        out = evaluator.evaluate_many(batch)
-        if len(out) == len(batch):
-            return out
-    except Exception:  # noqa: BLE001
-        pass
-    return [evaluate_guarded(evaluator, ns) for ns in batch]
-
-
-async def aevaluate_many_guarded(evaluator: Evaluator, batch: Sequence[Namespaces]) -> list[Outcome]:
-    try:
-        out = await evaluator.aevaluate_many(batch)
-        if len(out) == len(batch):
-            return out
-    except Exception:  # noqa: BLE001
-        pass
-    return list(await asyncio.gather(*(aevaluate_guarded(evaluator, ns) for ns in batch)))
+def adapt(evaluator: Evaluator) -> Runner:
+    """The runner for `evaluator`, chosen once by its kind."""
+    if isinstance(evaluator, AsyncEvaluator):
+        return _AsyncRunner(evaluator)
+    if isinstance(evaluator, SyncEvaluator):
+        return _SyncRunner(evaluator)
+    raise TypeError(f"{type(evaluator).__name__} must subclass SyncEvaluator or AsyncEvaluator")

@@ -1,8 +1,8 @@
 """`multi` (spec §11): named sub-graders combined by the `calculate_output` formula.
 
-Sub-graders run through the same registry as top-level graders, concurrently when any of them is async-native
-(§11.3 allows it), and in bulk through each sub-grader's own `evaluate_many`. Flags, usage and details are merged
-per §11.4 with U41–U44.
+Sub-graders run through the same registry and adapter as top-level graders, concurrently when any of them is
+async (§11.3 allows it), and in bulk through each sub-grader's own bulk path. Flags, usage and texts are merged by
+`response.merge_outcomes` (§11.4, U43, U44); the score and U41/U42 are decided here.
 """
 
 from __future__ import annotations
@@ -14,19 +14,29 @@ from typing import Any
 from ..formula import FormulaEvalError, FormulaParseError, parse_formula
 from ..namespaces import Namespaces
 from ..options import Options
-from ..response import DETAILS_KEY, FLAG_KEYS, Outcome, add_usage
+from ..response import Outcome, merge_outcomes
 from ..schema import MultiGrader
 from . import build_evaluator
-from .base import Evaluator, aevaluate_guarded, aevaluate_many_guarded, evaluate_guarded, evaluate_many_guarded
+from .base import AsyncEvaluator, Evaluator, Runner, SyncEvaluator, adapt
 
 
-class MultiEvaluator(Evaluator):
+def build(config: MultiGrader, options: Options) -> Evaluator:
+    """A sync multi when every sub-grader is sync (no event loop involved), else an async one that runs its
+    sub-graders concurrently (§11.3 allows it)."""
+    subs = {k: adapt(build_evaluator(sub, options)) for k, sub in config.graders.items()}
+    if any(r.is_async for r in subs.values()):
+        return AsyncMultiEvaluator(config, options, subs)
+    return MultiEvaluator(config, options, subs)
+
+
+class _Combiner:
+    """The §11.4 combination of sub-outcomes, shared by both kinds of multi."""
+
     type = "multi"
 
-    def __init__(self, config: MultiGrader, options: Options) -> None:
-        super().__init__(config, options)
-        self._subs: dict[str, Evaluator] = {k: build_evaluator(sub, options) for k, sub in config.graders.items()}
-        self.async_native = any(e.async_native for e in self._subs.values())  # type: ignore[misc]
+    def _setup(self, config: MultiGrader, options: Options, subs: dict[str, Runner]) -> None:
+        self.subs = subs
+        """The sub-graders' runners by their `graders` key."""
         by_name = options.multi.sub_rewards_keys == "name"
         self._labels = {k: (sub.name or k) if by_name else k for k, sub in config.graders.items()}
         self._by_key = all(k == label for k, label in self._labels.items())
@@ -40,35 +50,9 @@ class MultiEvaluator(Evaluator):
         except FormulaParseError as exc:  # unreachable through validation, kept for configs built by hand
             self._formula_error = str(exc)
 
-    # -- evaluation ---------------------------------------------------------------------------------------------
-
-    def evaluate(self, ns: Namespaces) -> Outcome:
-        if self.async_native:
-            return super().evaluate(ns)
-        return self._combine({k: evaluate_guarded(e, ns) for k, e in self._subs.items()})
-
-    async def aevaluate(self, ns: Namespaces) -> Outcome:
-        keys = list(self._subs)
-        results = await asyncio.gather(*(aevaluate_guarded(self._subs[k], ns) for k in keys))
-        return self._combine(dict(zip(keys, results)))
-
-    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        if self.async_native:
-            return super().evaluate_many(batch)
-        columns = {k: evaluate_many_guarded(e, batch) for k, e in self._subs.items()}
-        return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
-
-    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        keys = list(self._subs)
-        cols = await asyncio.gather(*(aevaluate_many_guarded(self._subs[k], batch) for k in keys))
-        columns = dict(zip(keys, cols))
-        return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
-
     def close(self) -> None:
-        for sub in self._subs.values():
+        for sub in self.subs.values():
             sub.close()
-
-    # -- §11.4 merging ------------------------------------------------------------------------------------------
 
     def _combine(self, outcomes: dict[str, Outcome]) -> Outcome:
         if not self._explain and self._formula_error is None:
@@ -83,27 +67,8 @@ class MultiEvaluator(Evaluator):
                 except FormulaEvalError:
                     pass  # reported with its flag by the full merge below
         sub_rewards = {self._labels[k]: o.score for k, o in outcomes.items()}
-        errors: dict[str, Any] | None = None
-        lines: list[str] = []
-        usage: dict[str, dict[str, int]] | None = None
-        sampled: str | None = None
-        for key, o in outcomes.items():
-            if o.errors:
-                errors = errors if errors is not None else {}
-                for flag in FLAG_KEYS:
-                    if o.errors.get(flag):
-                        errors[flag] = True
-                        text_key = DETAILS_KEY.get(flag)
-                        text = o.errors.get(text_key) if text_key else None
-                        if text_key and text is not None:
-                            errors[text_key] = f"{errors[text_key]}\n{key}: {text}" if text_key in errors else f"{key}: {text}"
-                lines.append(f"{key}: {o.error_text()}")
-            if o.usage:
-                usage = usage if usage is not None else {}
-                for model, u in o.usage.items():
-                    add_usage(usage, model, u)
-            if sampled is None and o.sampled_model_name and self._first_model:
-                sampled = o.sampled_model_name
+        merged = merge_outcomes(outcomes, first_sampled_model=self._first_model)
+        errors, lines = merged.errors, merged.error_lines
         details: dict[str, Any] | None = None
         if self._explain or errors:
             details = {"sub_graders": {k: _sub_detail(o) for k, o in outcomes.items()}}
@@ -116,7 +81,7 @@ class MultiEvaluator(Evaluator):
             details = details or {}
         if lines and details is not None:
             details["error"] = "\n".join(lines)
-        return Outcome(score, errors, usage, sampled, sub_rewards, details)
+        return Outcome(score, errors, merged.usage, merged.sampled_model_name, sub_rewards, details)
 
     def _score(self, outcomes: dict[str, Outcome], any_failed: bool) -> tuple[float, tuple[str, str] | None]:
         if self._formula_error is not None:
@@ -127,6 +92,40 @@ class MultiEvaluator(Evaluator):
             return self._formula.evaluate({k: o.score for k, o in outcomes.items()}), None
         except FormulaEvalError as exc:
             return 0.0, (self._eval_flag, str(exc))
+
+
+class MultiEvaluator(_Combiner, SyncEvaluator):
+    """A multi of sync sub-graders: each sub-grader's bulk path over the whole batch, then one combine per row."""
+
+    def __init__(self, config: MultiGrader, options: Options, subs: dict[str, Runner]) -> None:
+        SyncEvaluator.__init__(self, config, options)
+        self._setup(config, options, subs)
+
+    def evaluate(self, ns: Namespaces) -> Outcome:
+        return self._combine({k: r.run(ns) for k, r in self.subs.items()})
+
+    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        columns = {k: r.run_many(batch) for k, r in self.subs.items()}
+        return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
+
+
+class AsyncMultiEvaluator(_Combiner, AsyncEvaluator):
+    """A multi with at least one async sub-grader: the sub-graders of a sample (and of a batch) run concurrently."""
+
+    def __init__(self, config: MultiGrader, options: Options, subs: dict[str, Runner]) -> None:
+        AsyncEvaluator.__init__(self, config, options)
+        self._setup(config, options, subs)
+
+    async def aevaluate(self, ns: Namespaces) -> Outcome:
+        keys = list(self.subs)
+        results = await asyncio.gather(*(self.subs[k].arun(ns) for k in keys))
+        return self._combine(dict(zip(keys, results)))
+
+    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        keys = list(self.subs)
+        cols = await asyncio.gather(*(self.subs[k].arun_many(batch) for k in keys))
+        columns = dict(zip(keys, cols))
+        return [self._combine({k: col[i] for k, col in columns.items()}) for i in range(len(batch))]
 
 
 def _sub_detail(o: Outcome) -> dict[str, Any]:

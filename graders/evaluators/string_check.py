@@ -10,8 +10,8 @@ from ..namespaces import Namespaces
 from ..options import Options
 from ..response import Outcome
 from ..schema import StringCheckGrader
-from ..templates import TemplateError
-from .base import Evaluator, template_failure
+from ..errors import TemplateError, failure_outcome
+from .base import SyncEvaluator
 
 
 @lru_cache(maxsize=4096)
@@ -38,7 +38,7 @@ def comparison(operation: str, options: Options) -> Callable[[str, str], bool]:
     return lambda a, b: fold(b) in fold(a)
 
 
-class StringCheckEvaluator(Evaluator):
+class StringCheckEvaluator(SyncEvaluator):
     """Renders `input` and `reference` (§5.2), then compares them without trimming or normalisation (§6)."""
 
     type = "string_check"
@@ -55,7 +55,7 @@ class StringCheckEvaluator(Evaluator):
             rendered_input = self._input.render(ns)
             rendered_reference = self._reference.render(ns)
         except TemplateError as exc:
-            return template_failure(exc)
+            return failure_outcome(exc)
         passed = self._compare(rendered_input, rendered_reference)
         if self._explain:
             details = {"input": rendered_input, "reference": rendered_reference, "operation": self.config.operation}
@@ -71,7 +71,7 @@ class StringCheckEvaluator(Evaluator):
             try:
                 out.append(_PASS if compare(render_input(ns), render_reference(ns)) else _FAIL)
             except TemplateError as exc:
-                out.append(template_failure(exc))
+                out.append(failure_outcome(exc))
         return out
 
 

@@ -42,7 +42,8 @@ from ..engine import CompiledGrader
 from ..integrations.openrlhf import OpenRLHFMapping, OpenRLHFReward
 from ..namespaces import MISSING
 from ..options import Options
-from ..validation import GraderValidationError, generate_name, invalid_type, missing, validate
+from ..errors import GraderValidationError, invalid_type, missing
+from ..validation import generate_name, validate
 from .cache import INLINE, THREAD, Entry, GraderCache, execution_mode, grader_types
 from .envelope import envelope_of, error_body
 from .guard import Guard, HostPolicy, is_loopback, too_large

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..engine import CompiledGrader
-from ..validation import GraderValidationError
+from ..errors import GraderValidationError
 
 # How a compiled grader runs on the server: inline on the event loop (microseconds of CPU), awaited (python and
 # model graders, which wait on workers or the network), or in a thread (CPU-bound text metrics).

@@ -8,7 +8,7 @@ import sys
 from typing import TextIO
 
 from ..cli import InputError, _add_option_flags, _load_grader, _options
-from ..validation import GraderValidationError
+from ..errors import GraderValidationError
 from .limits import Limits
 
 API_KEY_ENV = "GRADERS_API_KEY"
@@ -44,14 +44,10 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register `graders serve` on the CLI's sub-command parser."""
+def add_cli(p: argparse.ArgumentParser) -> None:
+    """Fill in `graders serve` under the parser the CLI made for `serve`."""
     defaults = Limits()
-    p = subparsers.add_parser(
-        "serve",
-        help="serve /v1/fine_tuning/alpha/graders/run and /validate (and OpenRLHF's /get_reward) on this machine",
-        description="Prints its base URL (http://HOST:PORT/v1) on the first line once it listens.",
-    )
+    p.description = "Prints its base URL (http://HOST:PORT/v1) on the first line once it listens."
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others print a warning)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--api-key", help=f"require this key as 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, else none)")

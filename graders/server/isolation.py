@@ -8,8 +8,7 @@ a `multi`) are answered with `python_grader_server_error` of type `sandbox_unava
 from __future__ import annotations
 
 from ..engine import CompiledGrader
-from ..evaluators.base import Evaluator
-from ..evaluators.multi import MultiEvaluator
+from ..evaluators.base import AsyncEvaluator, Runner
 from ..evaluators.python import PythonEvaluator
 from ..evaluators.python.sandbox import choose_level
 from ..namespaces import Namespaces
@@ -27,27 +26,28 @@ def full_isolation_available() -> bool:
     return choose_level("auto") == FULL_LEVEL
 
 
-class RefusedPython(Evaluator):
+class RefusedPython(AsyncEvaluator):
     """Stands in for a python grader on a server without full isolation: never runs the source."""
 
     type = "python"
 
-    def evaluate(self, ns: Namespaces) -> Outcome:
+    async def aevaluate(self, ns: Namespaces) -> Outcome:
         return Outcome.fail("python_grader_server_error", "sandbox_unavailable", details={"error": REFUSAL})
 
 
-def _refuse(evaluator: Evaluator) -> Evaluator:
+def _refuse(runner: Runner) -> None:
+    """Swap every python evaluator under `runner` (runners look their evaluator up on each call)."""
+    evaluator = runner.evaluator
     if isinstance(evaluator, PythonEvaluator):
         evaluator.close()
-        return RefusedPython(evaluator.config, evaluator.options)
-    if isinstance(evaluator, MultiEvaluator):
-        subs = evaluator._subs  # the one container type; its sub-evaluators have no public setter
-        for key, sub in subs.items():
-            subs[key] = _refuse(sub)
-    return evaluator
+        runner.evaluator = RefusedPython(evaluator.config, evaluator.options)
+    for sub in getattr(evaluator, "subs", {}).values():  # a multi's runners by key
+        _refuse(sub)
 
 
 def refuse_python(compiled: CompiledGrader) -> CompiledGrader:
     """`compiled` with every python evaluator in its tree replaced by `RefusedPython`."""
-    compiled.evaluator = _refuse(compiled.evaluator)
+    runner = compiled._runner  # noqa: SLF001 - the compiled grader's one runner; no public way to swap its evaluator
+    _refuse(runner)
+    compiled.evaluator = runner.evaluator
     return compiled

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..options import OptionError, Options, describe_options
-from ..validation import GraderValidationError, invalid_type, invalid_value
+from ..errors import GraderValidationError, invalid_type, invalid_value
 
 _U_ID = re.compile(r"U\d+\b")
 

@@ -1,6 +1,7 @@
 """Model graders (spec §9 `score_model`, §10 `label_model`) on any OpenAI-compatible Chat Completions server.
 
-- `client`: shared async clients per endpoint, the per-endpoint concurrency limit, retries, the on-disk cache.
+Calls go through `graders.transport` (routing, retries, the shared limit, the cache).
+
 - `prompt`: rendering templated message content (§5.2) and mapping `sampling_params` (§9.2, U38).
 - `schemas`: the structured-output schemas (U33, U34, U37) and the json_object/text fallback.
 - `grading`: the shared evaluator flow, output parsing and the §9.3 error flags.

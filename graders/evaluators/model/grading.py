@@ -5,7 +5,7 @@ One grade (spec §5.2, §9.2, §9.3, §10):
 1. Render the messages; a template error is returned before any call, so no tokens are spent (§5.2).
 2. Look the call up in the cache (`models.cache_path`), keyed by endpoint, model, rendered messages, sampling
    params and schema. Only grades that succeeded are stored: failures are retried on the next run.
-3. Call the endpoint (shared limiter, retries in `client`). With `models.response_format = "auto"`, a 400 that
+3. Call the endpoint (shared limiter and retries in `graders.transport`). With `models.response_format = "auto"`, a 400 that
    rejects the structured-output mode switches to the next mode (json_schema → json_object → text), remembered
    per endpoint + model and reported in `details["response_format_fallback"]`.
 4. Read the reply: refusal → `model_grader_refusal_error`, `finish_reason == "length"` →
@@ -19,32 +19,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from openai.types.chat import ChatCompletion
-
+from ...errors import ModelCallError, ParseProblem, TemplateError, failure_outcome
 from ...namespaces import Namespaces
 from ...options import Options
-from ...response import Outcome
-from ...templates import TemplateError
-from ..base import Evaluator, template_failure
-from .client import (
-    ModelCallError,
-    RetryPolicy,
-    cache_key,
-    endpoint_for,
-    open_cache,
-    remember_mode,
-    remembered_mode,
-    resolve_route,
-)
+from ...response import Outcome, Usage
+from ...transport import RetryPolicy, cache_key, endpoint_for, open_cache, resolve_route
+from ..base import AsyncEvaluator
 from .prompt import MessagesTemplate
 from .schemas import MODES, parse_output, request_for
 
 RAW_LIMIT = 1000
 """Characters of a model's raw reply kept in error details."""
-
-
-class ParseProblem(Exception):
-    """The reply is JSON but its `result` does not fit the grader (§9.3, §10)."""
 
 
 def trimmed(text: str | None, limit: int = RAW_LIMIT) -> str:
@@ -53,26 +38,29 @@ def trimmed(text: str | None, limit: int = RAW_LIMIT) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
-def usage_of(completion: ChatCompletion) -> dict[str, int] | None:
-    """The §3.2 usage object of one completion, or None when the server reported none."""
-    u = completion.usage
-    if u is None:
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def usage_of(completion: dict[str, Any]) -> Usage | None:
+    """The §3.2 usage object of one Chat Completions reply, or None when the server reported none."""
+    u = completion.get("usage")
+    if not isinstance(u, dict):
         return None
-    details = getattr(u, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) if details is not None else None
-    prompt, completion_tokens = u.prompt_tokens or 0, u.completion_tokens or 0
+    details = u.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    prompt, completion_tokens = _int(u.get("prompt_tokens")), _int(u.get("completion_tokens"))
+    total = u.get("total_tokens")
     return {
         "prompt_tokens": prompt,
-        "total_tokens": u.total_tokens if u.total_tokens is not None else prompt + completion_tokens,
+        "total_tokens": _int(total) if total is not None else prompt + completion_tokens,
         "completion_tokens": completion_tokens,
-        "cached_tokens": cached or 0,
+        "cached_tokens": cached,
     }
 
 
-class ModelGraderEvaluator(Evaluator):
+class ModelGraderEvaluator(AsyncEvaluator):
     """Base of the two model graders; subclasses give the params, the schema and `score_result`."""
-
-    async_native = True
 
     def __init__(self, config: Any, options: Options) -> None:
         super().__init__(config, options)
@@ -104,37 +92,37 @@ class ModelGraderEvaluator(Evaluator):
         try:
             messages = self._messages.render(ns)
         except TemplateError as exc:
-            return template_failure(exc)
+            return failure_outcome(exc)
         key = None
         if self._cache is not None:
             key = cache_key(self._route, self.config.model, messages, self._params, self._schema)
             hit = self._cache.get(key)
             if hit is not None:
-                completion = ChatCompletion.construct(**hit["completion"])  # as the SDK builds replies: unvalidated
-                return self._read(completion, hit["mode"], {"cache": "hit"})
+                return self._read(hit["completion"], hit["mode"], {"cache": "hit"})
         try:
             completion, mode, trace = await self._call(messages)
         except ModelCallError as exc:
-            return Outcome.fail("model_grader_server_error", exc.text, details={"attempts": exc.attempts})
+            return failure_outcome(exc)
         outcome = self._read(completion, mode, trace)
-        if key is not None and not outcome.errors:
-            self._cache.put(key, {"completion": completion.model_dump(mode="json"), "mode": mode})  # type: ignore[union-attr]
+        if self._cache is not None and key is not None and not outcome.errors:
+            self._cache.put(key, {"completion": completion, "mode": mode})
         return outcome
 
-    async def _call(self, messages: list[dict[str, Any]]) -> tuple[ChatCompletion, str, dict[str, Any]]:
+    async def _call(self, messages: list[dict[str, Any]]) -> tuple[dict[str, Any], str, dict[str, Any]]:
         """The completed call, the response-format mode it used and a trace (attempts, fallbacks)."""
         model = self.config.model
-        mode = self._forced_mode or remembered_mode(self._route, model) or MODES[0]
         endpoint = endpoint_for(self._route, self._concurrency)
+        server = endpoint.server
+        mode = self._forced_mode or server.remembered_mode(model) or MODES[0]
         trace: dict[str, Any] = {}
         while True:
             request = {"model": model, **request_for(mode, messages, self._schema), **self._params}
             try:
-                completion, attempts = await endpoint.complete(request, self._policy)
+                completion, attempts = await endpoint.call("/chat/completions", request, self._policy)
             except ModelCallError as exc:
                 if self._forced_mode is None and exc.rejects_response_format and mode != MODES[-1]:
                     fallback = MODES[MODES.index(mode) + 1]
-                    remember_mode(self._route, model, fallback)
+                    server.remember_mode(model, fallback)
                     trace.setdefault("response_format_fallback", []).append(f"{mode} rejected: {exc.text}")
                     mode = fallback
                     continue
@@ -145,25 +133,30 @@ class ModelGraderEvaluator(Evaluator):
                 trace["response_format_fallback"] = [f"{mode} (remembered for this endpoint and model)"]
             return completion, mode, trace
 
-    def _read(self, completion: ChatCompletion, mode: str, trace: dict[str, Any]) -> Outcome:
+    def _read(self, completion: dict[str, Any], mode: str, trace: dict[str, Any]) -> Outcome:
         """§9.3: the reply turned into a reward or a flag, with usage and the reported model either way."""
-        sampled = completion.model or self.config.model
+        reported = completion.get("model")
+        sampled = reported if isinstance(reported, str) and reported else self.config.model
         usage = usage_of(completion)
         details: dict[str, Any] = {"response_format": mode, **trace}
-        choice = completion.choices[0] if completion.choices else None
-        message = choice.message if choice is not None else None
-        text = message.content if message is not None else None
-        if choice is None or message is None:
+        choices = completion.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        message = choice.get("message") if choice is not None else None
+        if not isinstance(message, dict):
             outcome = Outcome.fail("model_grader_parse_error", "the reply has no choices", details=details)
-        elif getattr(message, "refusal", None):
-            outcome = Outcome.fail("model_grader_refusal_error", trimmed(message.refusal), details=details)
-        elif choice.finish_reason == "length":
-            details["raw"] = trimmed(text)
-            outcome = Outcome.fail(
-                "model_grader_exceeded_max_tokens_error", "the grader model stopped at its token cap", details=details
-            )
         else:
-            outcome = self._parse(text, mode, details)
+            content = message.get("content")
+            text = content if isinstance(content, str) else None
+            refusal = message.get("refusal")
+            if refusal:
+                outcome = Outcome.fail("model_grader_refusal_error", trimmed(str(refusal)), details=details)
+            elif choice is not None and choice.get("finish_reason") == "length":
+                details["raw"] = trimmed(text)
+                outcome = Outcome.fail(
+                    "model_grader_exceeded_max_tokens_error", "the grader model stopped at its token cap", details=details
+                )
+            else:
+                outcome = self._parse(text, mode, details)
         outcome.usage = {sampled: usage} if usage is not None else None
         outcome.sampled_model_name = sampled
         return outcome
@@ -182,7 +175,7 @@ class ModelGraderEvaluator(Evaluator):
         try:
             score, about = self.score_result(value["result"])
         except ParseProblem as exc:
-            return Outcome.fail("model_grader_parse_error", f"{exc}: {trimmed(text)}", details=details)
+            return failure_outcome(ParseProblem(f"{exc.text}: {trimmed(text)}"), details)
         details.update(about)
         return Outcome(score, details=details)
 

@@ -129,9 +129,8 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             return 0
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register `graders judge serve` on the CLI's sub-command parser."""
-    judge = subparsers.add_parser("judge", help="a local llama.cpp judge for offline plumbing checks (optional extra)")
+def add_cli(judge: argparse.ArgumentParser) -> None:
+    """Fill in `graders judge serve` under the parser the CLI made for `judge`."""
     commands = judge.add_subparsers(dest="judge_command", required=True)
     serve = commands.add_parser(
         "serve",

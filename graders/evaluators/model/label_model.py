@@ -6,7 +6,8 @@ from typing import Any
 
 from ...options import Options
 from ...schema import LabelModelGrader
-from .grading import ModelGraderEvaluator, ParseProblem
+from ...errors import ParseProblem
+from .grading import ModelGraderEvaluator
 from .prompt import label_model_params
 from .schemas import label_schema
 

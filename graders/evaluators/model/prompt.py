@@ -67,7 +67,7 @@ def score_model_params(params: SamplingParams | None) -> dict[str, Any]:
     `max_completion_tokens`, nulls are not sent."""
     if params is None:
         return {}
-    out = params.model_dump(exclude_none=True)  # includes unknown extra fields, which pass through (U6 ignore)
+    out = params.dump(exclude_none=True)  # includes unknown extra fields, which pass through (U6 ignore)
     if "max_completions_tokens" in out:
         out["max_completion_tokens"] = out.pop("max_completions_tokens")
     return out

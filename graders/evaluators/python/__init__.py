@@ -21,8 +21,8 @@ from ...namespaces import ModelSample, Namespaces
 from ...options import Options
 from ...response import Outcome
 from ...schema import PythonGrader
-from ..base import Evaluator
-from .images import ImageNotInstalled, resolve_interpreter
+from ...resources.images import ImageNotInstalled, resolve_interpreter
+from ..base import AsyncEvaluator
 from .pool import Failure, Pool, get_pool
 from .sandbox import SandboxSpec, SandboxUnavailable
 
@@ -78,7 +78,7 @@ def _encode_rows(batch: Sequence[Namespaces]) -> tuple[list[bytes], list[tuple[i
         sample = ns.sample
         param = "sample"
         try:
-            encoded = sample.json() if sample.__class__ is ModelSample else dumps(sample)  # type: ignore[attr-defined]
+            encoded = sample.json() if isinstance(sample, ModelSample) else dumps(sample)
             param = "item"
             rows.append(b"[" + encoded + b"," + dumps(ns.item) + b"]")
         except (TypeError, ValueError) as exc:
@@ -87,9 +87,8 @@ def _encode_rows(batch: Sequence[Namespaces]) -> tuple[list[bytes], list[tuple[i
     return rows, unsendable
 
 
-class PythonEvaluator(Evaluator):
+class PythonEvaluator(AsyncEvaluator):
     type = "python"
-    async_native = True
 
     def __init__(self, config: PythonGrader, options: Options) -> None:
         super().__init__(config, options)
@@ -212,7 +211,7 @@ class PythonEvaluator(Evaluator):
             return None, f"grade() returned a non-finite number ({shown}); expected a finite float"
         if policy == "coerce":
             try:
-                number = float(value)  # type: ignore[arg-type]
+                number = float(value)
             except (TypeError, ValueError):
                 return None, f"grade() returned {shown}, which float() cannot convert"
             return (number, None) if math.isfinite(number) else (None, f"grade() returned a non-finite number ({shown})")

@@ -8,29 +8,40 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Any
 
+from ...errors import GradingFailure, MetricUnavailable, TemplateError, failure_outcome
 from ...namespaces import Namespaces
 from ...options import Options
-from ...response import Outcome
-from ...schema import TextSimilarityGrader
-from ...templates import TemplateError
-from ..base import Evaluator, template_failure
-from .base import Metric, MetricUnavailable
+from ...response import Outcome, Usage
+from ...schema import SIMILARITY_METRICS, TextSimilarityGrader
+from ...templates import compile_template
+from ..base import AsyncEvaluator, Evaluator, SyncEvaluator
+from .base import AsyncMetric, Metric
 
-METRICS: dict[str, str] = {
+_FAMILIES: dict[str, str] = {
     "fuzzy_match": "fuzzy:FuzzyMatch",
     "bleu": "bleu:Bleu",
     "gleu": "bleu:Gleu",
     "meteor": "meteor:Meteor",
-    **{f"rouge_{k}": "rouge:Rouge" for k in ("1", "2", "3", "4", "5", "l")},
+    "rouge": "rouge:Rouge",
     "cosine": "cosine:Cosine",
 }
+METRICS: dict[str, str] = {name: _FAMILIES[name.partition("_")[0] if name.startswith("rouge_") else name] for name in SIMILARITY_METRICS}
+"""Every `evaluation_metric` of the schema → `module:class` of its family."""
 
 
-def build_metric(name: str, options: Options) -> Metric:
+def build_metric(name: str, options: Options) -> Metric | AsyncMetric:
     module, _, cls = METRICS[name].partition(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(name, options)
+    metric: Metric | AsyncMetric = getattr(importlib.import_module(f"{__name__}.{module}"), cls)(name, options)
+    return metric
+
+
+def build(config: TextSimilarityGrader, options: Options) -> Evaluator:
+    """The evaluator for the grader's metric: sync for the library metrics, async for cosine's embeddings."""
+    metric = build_metric(config.evaluation_metric, options)
+    if isinstance(metric, AsyncMetric):
+        return AsyncTextSimilarityEvaluator(config, options, metric)
+    return TextSimilarityEvaluator(config, options, metric)
 
 
 def _clamp(value: float) -> float:
@@ -38,23 +49,27 @@ def _clamp(value: float) -> float:
     return 0.0 if value < 0.0 else 1.0 if value > 1.0 else value
 
 
-class TextSimilarityEvaluator(Evaluator):
+Rendered = tuple[str, str] | Outcome
+
+
+class _Scoring:
+    """Rendering and turning scores or failures into outcomes, shared by both kinds."""
+
     type = "text_similarity"
+    config: TextSimilarityGrader
 
-    def __init__(self, config: TextSimilarityGrader, options: Options) -> None:
-        super().__init__(config, options)
-        self._input = self.template(config.input)
-        self._reference = self.template(config.reference)
-        self.metric = build_metric(config.evaluation_metric, options)
-        self.async_native = self.metric.async_native  # type: ignore[misc]
+    def _setup(self, config: TextSimilarityGrader, options: Options, metric: Metric | AsyncMetric) -> None:
+        self._input = compile_template(config.input, options.template)
+        self._reference = compile_template(config.reference, options.template)
+        self.metric = metric
         self._explain = options.explain
-        self._details = {"metric": self.metric.signature}
+        self._details = {"metric": metric.signature}
 
-    def _render(self, ns: Namespaces) -> tuple[str, str] | Outcome:
+    def _render(self, ns: Namespaces) -> Rendered:
         try:
             return self._input.render(ns), self._reference.render(ns)
         except TemplateError as exc:
-            return template_failure(exc)
+            return failure_outcome(exc)
 
     def _outcome(self, pair: tuple[str, str], score: float) -> Outcome:
         if self._explain:
@@ -62,58 +77,74 @@ class TextSimilarityEvaluator(Evaluator):
         return Outcome(_clamp(score), details=self._details)
 
     def _failure(self, exc: Exception) -> Outcome:
-        if isinstance(exc, MetricUnavailable):
-            return Outcome.fail(exc.flag, exc.message, details=dict(self._details))
-        return Outcome.fail("other_error", f"{self.config.evaluation_metric} failed: {type(exc).__name__}: {exc}", details=dict(self._details))
+        """§7.1: a metric library raising is other_error, reward 0; a metric that cannot run names its own flag."""
+        if not isinstance(exc, GradingFailure):
+            exc = MetricUnavailable(f"{self.config.evaluation_metric} failed: {type(exc).__name__}: {exc}")
+        return failure_outcome(exc, dict(self._details))
 
-    def evaluate(self, ns: Namespaces) -> Outcome:
-        if self.async_native:
-            return super().evaluate(ns)
-        pair = self._render(ns)
-        return pair if isinstance(pair, Outcome) else self._one(pair)
-
-    async def aevaluate(self, ns: Namespaces) -> Outcome:
-        return (await self.aevaluate_many([ns]))[0]
-
-    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        if self.async_native:
-            return super().evaluate_many(batch)
-        rendered = [self._render(ns) for ns in batch]
-        pairs = [p for p in rendered if not isinstance(p, Outcome)]
-        try:
-            scores = self.metric.score_many(pairs)  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - score one by one so only the failing pair fails
-            return [p if isinstance(p, Outcome) else self._one(p) for p in rendered]
-        return self._merge(rendered, scores)
-
-    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
-        rendered = [self._render(ns) for ns in batch]
-        pairs = [p for p in rendered if not isinstance(p, Outcome)]
-        try:
-            if getattr(self.metric, "report_usage", False):
-                with_usage = await self.metric.ascore_many_with_usage(pairs)  # type: ignore[attr-defined]
-                it = iter(with_usage)
-                return [p if isinstance(p, Outcome) else self._with_usage(p, *next(it)) for p in rendered]
-            scores: Any = await self.metric.ascore_many(pairs)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001
-            scores = exc
-        return self._merge(rendered, scores)
-
-    def _with_usage(self, pair: tuple[str, str], score: float, usage: dict[str, Any] | None) -> Outcome:
-        """U25 report_usage: embedding tokens appear in `model_grader_token_usage_per_model`."""
-        outcome = self._outcome(pair, score)
-        return Outcome(outcome.score, usage=usage, sampled_model_name=next(iter(usage), None) if usage else None, details=outcome.details)
-
-    def _one(self, pair: tuple[str, str]) -> Outcome:
-        """One pair; §7.1: a metric library raising is other_error, reward 0."""
-        try:
-            return self._outcome(pair, self.metric.score(*pair))
-        except Exception as exc:  # noqa: BLE001
-            return self._failure(exc)
-
-    def _merge(self, rendered: list[Any], scores: Any) -> list[Outcome]:
+    def _merge(self, rendered: list[Rendered], scores: list[float] | Exception) -> list[Outcome]:
         if isinstance(scores, Exception):
             failure = self._failure(scores)
             return [p if isinstance(p, Outcome) else failure for p in rendered]
         it = iter(scores)
         return [p if isinstance(p, Outcome) else self._outcome(p, next(it)) for p in rendered]
+
+
+class TextSimilarityEvaluator(_Scoring, SyncEvaluator):
+    """A library metric (fuzzy_match, bleu, gleu, meteor, rouge_*), scored in bulk through `score_many`."""
+
+    metric: Metric
+
+    def __init__(self, config: TextSimilarityGrader, options: Options, metric: Metric) -> None:
+        SyncEvaluator.__init__(self, config, options)
+        self._setup(config, options, metric)
+
+    def evaluate(self, ns: Namespaces) -> Outcome:
+        pair = self._render(ns)
+        return pair if isinstance(pair, Outcome) else self._one(pair)
+
+    def evaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        rendered = [self._render(ns) for ns in batch]
+        pairs = [p for p in rendered if not isinstance(p, Outcome)]
+        try:
+            scores = self.metric.score_many(pairs)
+        except Exception:  # noqa: BLE001 - score one by one so only the failing pair fails
+            return [p if isinstance(p, Outcome) else self._one(p) for p in rendered]
+        return self._merge(rendered, scores)
+
+    def _one(self, pair: tuple[str, str]) -> Outcome:
+        try:
+            return self._outcome(pair, self.metric.score(*pair))
+        except Exception as exc:  # noqa: BLE001
+            return self._failure(exc)
+
+
+class AsyncTextSimilarityEvaluator(_Scoring, AsyncEvaluator):
+    """cosine: the texts of a batch are embedded together (and each distinct text once), then scored."""
+
+    metric: AsyncMetric
+
+    def __init__(self, config: TextSimilarityGrader, options: Options, metric: AsyncMetric) -> None:
+        AsyncEvaluator.__init__(self, config, options)
+        self._setup(config, options, metric)
+
+    async def aevaluate(self, ns: Namespaces) -> Outcome:
+        return (await self.aevaluate_many([ns]))[0]
+
+    async def aevaluate_many(self, batch: Sequence[Namespaces]) -> list[Outcome]:
+        rendered = [self._render(ns) for ns in batch]
+        pairs = [p for p in rendered if not isinstance(p, Outcome)]
+        try:
+            if self.metric.report_usage:
+                with_usage = await self.metric.ascore_many_with_usage(pairs)
+                it = iter(with_usage)
+                return [p if isinstance(p, Outcome) else self._with_usage(p, *next(it)) for p in rendered]
+            return self._merge(rendered, await self.metric.ascore_many(pairs))
+        except Exception as exc:  # noqa: BLE001
+            return self._merge(rendered, exc)
+
+    def _with_usage(self, pair: tuple[str, str], score: float, usage: dict[str, Usage] | None) -> Outcome:
+        """U25 report_usage: embedding tokens appear in `model_grader_token_usage_per_model`."""
+        outcome = self._outcome(pair, score)
+        sampled = next(iter(usage), None) if usage else None
+        return Outcome(outcome.score, usage=usage, sampled_model_name=sampled, details=outcome.details)

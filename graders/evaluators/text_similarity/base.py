@@ -12,26 +12,20 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 from ...options import Options
+from ...response import Usage
 
 
-class MetricUnavailable(Exception):
-    """The metric cannot run here (no WordNet, no embeddings client): `flag` is the error key to set."""
-
-    def __init__(self, flag: str, message: str) -> None:
-        super().__init__(message)
-        self.flag = flag
-        self.message = message
-
-
-class Metric(ABC):
-    """Scores one (hypothesis = `input`, reference) pair; `score_many` is the bulk path (§7.1: order matters)."""
-
+class _MetricBase:
     names: ClassVar[tuple[str, ...]]
-    async_native: ClassVar[bool] = False
 
     def __init__(self, metric: str, options: Options) -> None:
         self.metric = metric
         self.signature: dict[str, Any] = {"metric": metric}
+
+
+class Metric(_MetricBase, ABC):
+    """Scores one (hypothesis = `input`, reference) pair in the caller's thread; `score_many` is the bulk path
+    (§7.1: order matters)."""
 
     @abstractmethod
     def score(self, hypothesis: str, reference: str) -> float: ...
@@ -40,8 +34,18 @@ class Metric(ABC):
         score = self.score
         return [score(h, r) for h, r in pairs]
 
-    async def ascore_many(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        return self.score_many(pairs)
+
+class AsyncMetric(_MetricBase, ABC):
+    """A metric that waits on a server (cosine's embeddings); it may report the tokens it spent (U25)."""
+
+    report_usage: bool = False
+
+    @abstractmethod
+    async def ascore_many(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+
+    async def ascore_many_with_usage(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[float, dict[str, Usage] | None]]:
+        """Each pair's score with the usage (`{model: usage}`) it alone cost; asked only when `report_usage` is on."""
+        return [(score, None) for score in await self.ascore_many(pairs)]
 
 
 def library_version(package: str) -> str:

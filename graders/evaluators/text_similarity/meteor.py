@@ -9,10 +9,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from ...errors import MetricUnavailable
 from ...options import Options
-from .base import Metric, MetricUnavailable, library_version
+from ...resources.wordnet import DEBIAN_WORDNET, load_wordnet
+from .base import Metric, library_version
 from .tokenizers import word_tokenizer
-from .wordnet import DEBIAN_WORDNET, load_wordnet
 
 
 class Meteor(Metric):
@@ -25,7 +26,9 @@ class Meteor(Metric):
         self._params = {"alpha": opts.alpha, "beta": opts.beta, "gamma": opts.gamma}
         debian = Path(opts.debian_wordnet_dir) if opts.debian_wordnet_dir else DEBIAN_WORDNET
         try:
-            self._wordnet, source = load_wordnet(opts.wordnet_dir, debian, download=opts.wordnet_download)
+            self._wordnet, source = load_wordnet(
+                opts.wordnet_dir, debian, cache_dir=Path(opts.wordnet_cache), download=opts.wordnet_download
+            )
             self._error: str | None = None
         except LookupError as exc:
             self._wordnet, source, self._error = None, None, str(exc)
@@ -40,7 +43,7 @@ class Meteor(Metric):
 
     def score(self, hypothesis: str, reference: str) -> float:
         if self._error is not None:
-            raise MetricUnavailable("other_error", self._error)
+            raise MetricUnavailable(self._error)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nltk warns that OMW (multilingual) is absent; English needs none
             return float(

@@ -76,25 +76,20 @@ def canonical_tag(tag: str) -> str:
     return tag
 
 
-def images_dir(explicit: str | None = None) -> Path:
-    """Where image environments live: `explicit`, else $GRADERS_IMAGES_DIR, else ~/.cache/graders/images."""
-    default = Path.home() / ".cache" / "graders" / "images"
-    return Path(explicit or os.environ.get("GRADERS_IMAGES_DIR") or default).expanduser()
-
-
 def install_command(tag: str, root: str | None = None) -> str:
+    """The command that installs `tag`, with `--dir` when the images live elsewhere than the default."""
     return f"graders image install {tag}" + (f" --dir {root}" if root else "")
 
 
-def not_installed(tag: str, root: str | None = None) -> str:
+def not_installed(tag: str, root: str) -> str:
     """Why an image cannot be used, with the command that installs it."""
-    return f"image {tag} is not installed in {images_dir(root)}; run `{install_command(tag, root)}`"
+    return f"image {tag} is not installed in {root}; run `{install_command(tag, root)}`"
 
 
-def installed(tag: str, root: str | None = None) -> ImageEnv | None:
+def installed(tag: str, root: str) -> ImageEnv | None:
     """The installed environment of `tag`, if its manifest exists and its interpreter is executable."""
     tag = canonical_tag(tag)
-    path = images_dir(root) / tag
+    path = Path(root) / tag
     interpreter = path / "bin" / "python"
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
@@ -105,7 +100,7 @@ def installed(tag: str, root: str | None = None) -> ImageEnv | None:
     return ImageEnv(tag, path, str(interpreter), manifest)
 
 
-def resolve_interpreter(environment: str, image_tag: str | None, root: str | None) -> tuple[str, str]:
+def resolve_interpreter(environment: str, image_tag: str | None, root: str) -> tuple[str, str]:
     """(interpreter, which environment runs grader code) for `python.environment`; a missing tag means 2025-05-08."""
     current = (sys.executable, f"current ({sys.prefix})")
     if environment == "current":
@@ -172,7 +167,7 @@ def _check_pins(python: str, pins: tuple[str, ...]) -> dict[str, Any]:
 def _install_nltk_data(venv: Path, out: TextIO) -> tuple[dict[str, str], list[str]]:
     """§8.5 NLTK data into `<venv>/nltk_data` (on nltk's path via sys.prefix): WordNet from Debian's wordnet-base;
     the other corpora come only from nltk's own download host, which is never used (§8.5: no run-time downloads)."""
-    from ..text_similarity.wordnet import DEBIAN_WORDNET, layout_debian_wordnet
+    from .wordnet import DEBIAN_WORDNET, layout_debian_wordnet
 
     placed: dict[str, str] = {}
     try:
@@ -204,7 +199,7 @@ def _relocate(staging: Path, final: Path) -> None:
 
 def install(
     tag: str,
-    root: str | None = None,
+    root: str,
     *,
     python: str = sys.executable,
     packages: list[str] | None = None,
@@ -217,7 +212,7 @@ def install(
     pins = tuple(packages) if packages is not None else IMAGES[tag]
     if not pins or any("==" not in pin for pin in pins):
         raise ImageInstallError(f"packages must be exact pins name==version, got {list(pins)}")
-    base = images_dir(root)
+    base = Path(root)
     final = base / tag
     existing = installed(tag, root)
     if existing is not None and not force:
@@ -266,9 +261,18 @@ def install(
     return final
 
 
+def _root(args: argparse.Namespace) -> str:
+    """`--dir`, else `python.images_dir` of the options in force ($GRADERS_IMAGES_DIR or the graders cache)."""
+    if args.dir:
+        return str(args.dir)
+    from ..options import Options
+
+    return Options().python.images_dir
+
+
 def _cmd_install(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        path = install(args.tag, args.dir, python=args.python, packages=args.package, force=args.force)
+        path = install(args.tag, _root(args), python=args.python, packages=args.package, force=args.force)
     except ImageInstallError as exc:
         print(f"graders image install: {exc}", file=sys.stderr)
         return 1
@@ -277,10 +281,10 @@ def _cmd_install(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
-    root = images_dir(args.dir)
-    envs = [env for tag in IMAGES if (env := installed(tag, args.dir)) is not None]
+    root = _root(args)
+    envs = [env for tag in IMAGES if (env := installed(tag, root)) is not None]
     if not envs:
-        print(f"no images installed in {root}; run `{install_command(DEFAULT_TAG, args.dir)}`", file=out)
+        print(f"no images installed in {root}; run `{install_command(DEFAULT_TAG, root)}`", file=out)
     for env in envs:
         m = env.manifest
         overridden = " (packages overridden)" if m.get("packages_overridden") else ""
@@ -294,9 +298,10 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_path(args: argparse.Namespace, out: TextIO) -> int:
-    env = installed(args.tag, args.dir)
+    root = _root(args)
+    env = installed(args.tag, root)
     if env is None:
-        print(not_installed(canonical_tag(args.tag), args.dir), file=sys.stderr)
+        print(not_installed(canonical_tag(args.tag), root), file=sys.stderr)
         return 1
     print(env.interpreter, file=out)
     return 0
@@ -313,13 +318,10 @@ def _checked_tag(func: Any) -> Any:
     return run
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register `graders image install|list|path` on the CLI's sub-command parser."""
-    image = subparsers.add_parser(
-        "image", help="local environments with the hosted python grader image's packages (§8.5)"
-    )
+def add_cli(image: argparse.ArgumentParser) -> None:
+    """Fill in `graders image install|list|path` under the parser the CLI made for `image`."""
     commands = image.add_subparsers(dest="image_command", required=True)
-    dir_help = "where images live (default: $GRADERS_IMAGES_DIR or ~/.cache/graders/images)"
+    dir_help = "where images live (default: python.images_dir: $GRADERS_IMAGES_DIR or ~/.cache/graders/images)"
 
     p = commands.add_parser("install", help="create a venv with the image's exact pins and print its path")
     p.add_argument("tag", help=f"image tag ({', '.join(known_tags())})")

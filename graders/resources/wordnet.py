@@ -41,10 +41,6 @@ _lock = threading.Lock()
 _readers: dict[str, Any] = {}
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "graders" / "nltk_data"
-
-
 def lexnames_text() -> str:
     return "".join(f"{i:02d}\t{name}\t{pos}\n" for i, (name, pos) in enumerate(LEXNAMES))
 
@@ -82,13 +78,17 @@ def _reader(corpus_dir: Path) -> Any:
         return WordNetCorpusReader(str(corpus_dir.resolve()), None)
 
 
-def load_wordnet(wordnet_dir: str | None = None, debian_dir: Path = DEBIAN_WORDNET, cache_dir: Path | None = None, download: bool = False) -> tuple[Any, str]:
-    """(WordNet reader, where it came from); raises `LookupError` with the install hint when none is found."""
+def load_wordnet(
+    wordnet_dir: str | None, debian_dir: Path = DEBIAN_WORDNET, *, cache_dir: Path, download: bool = False
+) -> tuple[Any, str]:
+    """(WordNet reader, where it came from); raises `LookupError` with the install hint when none is found.
+
+    `cache_dir` is where Debian's copy is laid out (the caller takes it from `Options.cache_dir`)."""
     key = f"{wordnet_dir}|{debian_dir}|{cache_dir}|{download}"
     with _lock:
         if key in _readers:
             return _readers[key]
-        found = _find(wordnet_dir, debian_dir, cache_dir or default_cache_dir(), download)
+        found = _find(wordnet_dir, debian_dir, cache_dir, download)
         _readers[key] = found
         return found
 
