@@ -6,21 +6,24 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from graders.evaluators.python.sandbox import choose_level
+from graders import Options
+from graders.server.isolation import full_isolation_available
 from servers.chat_server import RunningServer
 from servers.graders_server import GradersServer
 
 RUN = "/v1/fine_tuning/alpha/graders/run"
 STRING_CHECK = {"type": "string_check", "name": "exact", "input": "{{ sample.output_text }}", "reference": "{{ item.answer }}", "operation": "eq"}
 OK_BODY = {"grader": STRING_CHECK, "model_sample": "Paris", "item": {"answer": "Paris"}}
-full_isolation = choose_level("auto") == "bubblewrap"
+full_isolation = full_isolation_available(Options())
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +193,16 @@ def test_python_refused_without_full_isolation() -> None:
         assert srv.post("/v1/fine_tuning/alpha/graders/validate", {"grader": PY_OK}).status_code == 200
         assert srv.health()["python_graders"] == "refused"
     with GradersServer("--allow-weak-isolation", env=env) as srv:
-        assert srv.run({"grader": PY_OK, "model_sample": "x"}).json()["reward"] == 0.5
+        body = srv.run({"grader": PY_OK, "model_sample": "x"}).json()
+        if _others_can_run(sys.executable):
+            assert body["reward"] == 0.5
+        else:  # the level without namespaces cannot bind a private interpreter (e.g. a pyenv under 0700 /root)
+            assert body["metadata"]["errors"]["python_grader_server_error_type"] == "sandbox_unavailable"
+
+
+def _others_can_run(path: str) -> bool:
+    """Whether an unprivileged uid can search every directory above `path` (what the landlock level needs)."""
+    return all(os.stat(parent).st_mode & 0o001 for parent in Path(os.path.realpath(path)).parents)
 
 
 # -- hostile python over HTTP: one attack per line of §8.4's local promise -----------------------------------------
@@ -274,29 +286,14 @@ def hostile_server() -> Any:
 @pytest.mark.parametrize(
     "attack",
     [
-        pytest.param(
-            "read_etc_shadow",
-            marks=pytest.mark.xfail(
-                full_isolation and os.geteuid() == 0 and os.access("/etc/shadow", os.R_OK),
-                reason="the bubblewrap level still shows root the host's /etc/shadow; the sandbox hardening closes it",
-                strict=True,
-            ),
-        ),
+        "read_etc_shadow",
         "reach_loopback",
         "learn_engine_secrets",
         "fork_bomb",
         "outlast_the_clock",
         "huge_reply",
         "exhaust_memory",
-        pytest.param(
-            "read_another_graders_file",
-            marks=pytest.mark.xfail(
-                full_isolation,
-                reason="warm workers are shared by grader sources, so one grader's /tmp is another's; the sandbox "
-                "hardening gives each source its own worker",
-                strict=True,
-            ),
-        ),
+        "read_another_graders_file",
     ],
 )
 def test_hostile_python_over_http_is_contained(hostile_server: tuple[GradersServer, Listener], attack: str) -> None:

@@ -119,10 +119,12 @@ class GraderService:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.options = config.options
+        self.full_isolation = full_isolation_available(config.options)
+        # Without --allow-weak-isolation python graders may only ever run at the full level, never a fallback.
+        self.options = config.options if config.allow_weak_isolation else config.options.with_values({"python.isolation": "strict"})
         self.limits = config.limits
         self.cache = GraderCache(config.cache_size)
-        self.python_allowed = config.allow_weak_isolation or full_isolation_available()
+        self.python_allowed = config.allow_weak_isolation or self.full_isolation
         self.threads = ThreadPoolExecutor(max_workers=config.cpu_threads, thread_name_prefix="graders-cpu")
         self.in_flight = InFlight(config.limits.max_in_flight)
         self.reward: OpenRLHFReward | None = None
@@ -304,7 +306,7 @@ def create_app(config: ServerConfig, *, port: int | None = None) -> Guard:
     service = GraderService(config)
 
     async def health(request: Request) -> Response:
-        python = "full isolation" if full_isolation_available() else "weak isolation allowed" if service.python_allowed else "refused"
+        python = "full isolation" if service.full_isolation else "weak isolation allowed" if service.python_allowed else "refused"
         status = {"status": "ok", "python_graders": python, "get_reward": service.reward is not None, "cached_graders": len(service.cache)}
         return _json_response(dumps(status))
 
@@ -369,7 +371,7 @@ def serve(config: ServerConfig, *, announce: Any = None) -> None:
             "--allow-weak-isolation to run them with less isolation.",
             file=sys.stderr,
         )
-    elif config.allow_weak_isolation and not full_isolation_available():
+    elif config.allow_weak_isolation and not service.full_isolation:
         print("graders serve: WARNING: python graders run with less than full isolation (--allow-weak-isolation).", file=sys.stderr)
     shown = f"[{config.host}]" if ":" in config.host else config.host
     uv = uvicorn.Config(app, **UVICORN_SETTINGS)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from ..engine import CompiledGrader
 from ..evaluators.base import AsyncEvaluator, Runner
 from ..evaluators.python import PythonEvaluator
-from ..evaluators.python.sandbox import choose_level
 from ..namespaces import Namespaces
+from ..options import Options
 from ..response import Outcome
 
 FULL_LEVEL = "bubblewrap"
@@ -21,9 +21,19 @@ REFUSAL = (
 )
 
 
-def full_isolation_available() -> bool:
-    """Whether python workers here get the full sandbox (host read-only, private /tmp, no network, own PIDs)."""
-    return choose_level("auto") == FULL_LEVEL
+_PROBE = {"type": "python", "name": "isolation-probe", "source": "def grade(sample, item):\n    return 1.0\n"}
+_answers: dict[Options, bool] = {}
+
+
+def full_isolation_available(options: Options) -> bool:
+    """Whether python workers started with these options get the full sandbox: one real worker started at
+    `python.isolation = "strict"` grades a trivial sample (the sandbox proves its level before it runs code)."""
+    strict = options.with_values({"python.isolation": "strict"})
+    if strict not in _answers:
+        with CompiledGrader(_PROBE, strict) as probe:
+            response = probe.run("probe")
+        _answers[strict] = not response.failed and response.details.get("sandbox") == FULL_LEVEL
+    return _answers[strict]
 
 
 class RefusedPython(AsyncEvaluator):
