@@ -11,7 +11,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .engine import CompiledGrader
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 PLUGINS: dict[str, tuple[str, str]] = {
     "image": ("graders.resources.images", "local environments with the hosted python grader image's packages (§8.5)"),
     "judge": ("graders.evaluators.model.judge", "a local llama.cpp judge for offline plumbing checks (optional extra)"),
+    "serve": ("graders.server.cli", "serve /v1/fine_tuning/alpha/graders/run and /validate (and OpenRLHF's /get_reward) here"),
 }
 """Sub-commands other modules fill in with `add_cli(parser)`, by name: a module is imported only when its
 sub-command runs, so `graders run` never pays for httpx or the image tooling."""
@@ -308,17 +309,54 @@ def cmd_rescore(args: argparse.Namespace, out: TextIO) -> int:
     return _run_job(job, out)
 
 
-def cmd_parity(args: argparse.Namespace, out: TextIO) -> int:
+def _report(cases: Iterable[Any], args: argparse.Namespace, out: TextIO) -> int:
     from .parity import check_cases
 
-    report = check_cases(_rows(args.cases), _options(args), tol=args.tol)
+    report = check_cases(cases, _options(args), tol=args.tol, flip=not args.no_flip)
     if args.json:
-        _print_json(
-            {"ok": report.ok, "options": report.options, "cases": [vars(c) | {"ok": c.ok} for c in report.cases]}, out
-        )
+        _print_json(report.as_dict(), out)
     else:
         out.write(report.summary() + "\n")
     return 0 if report.ok else 1
+
+
+def cmd_parity(args: argparse.Namespace, out: TextIO) -> int:
+    return _report(_rows(args.cases), args, out)
+
+
+def cmd_parity_record(args: argparse.Namespace, out: TextIO) -> int:
+    """Send every row to a live endpoint, write request + answer per line to --out, then compare locally."""
+    import asyncio
+    import os
+
+    from .parity import record_cases
+    from .remote import GradersClient, public_url
+
+    grader = _load_grader(args.grader)
+    api_key = os.environ.get(args.api_key_env) or None
+    rows = list(_rows(args.data))
+
+    async def record() -> list[dict[str, Any]]:
+        client = GradersClient(
+            args.base_url, api_key, timeout_s=args.timeout, max_retries=args.max_retries, concurrency=args.concurrency
+        )
+        cases: list[dict[str, Any]] = []
+        try:
+            with open(args.out, "w", encoding="utf-8") as sink:
+                async for case in record_cases(grader, rows, client, source=public_url(args.base_url)):
+                    sink.write(json.dumps(case, ensure_ascii=False) + "\n")
+                    cases.append(case)
+        finally:
+            await client.aclose()
+        return cases
+
+    try:
+        cases = asyncio.run(record())
+    except OSError as exc:
+        raise InputError(f"cannot write {args.out!r}: {exc.strerror or exc}") from None
+    unrecorded = sum(1 for c in cases if "not_recorded" in c)
+    print(f"graders: recorded {len(cases) - unrecorded} of {len(cases)} rows from {public_url(args.base_url)} into {args.out}", file=sys.stderr)
+    return _report(cases, args, out)
 
 
 def cmd_options(args: argparse.Namespace, out: TextIO) -> int:
@@ -351,6 +389,13 @@ def _add_batch_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress and no printed summary")
     p.add_argument("--summary", metavar="FILE", help="write the summary as JSON")
     p.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    _add_option_flags(p)
+
+
+def _add_report_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tol", type=float, default=1e-6, help="absolute tolerance for rewards (default 1e-6)")
+    p.add_argument("--json", action="store_true", help="a JSON report with the options in force")
+    p.add_argument("--no-flip", action="store_true", help="do not rerun disagreements with candidate options flipped")
     _add_option_flags(p)
 
 
@@ -396,12 +441,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_batch_flags(p)
     p.set_defaults(func=cmd_rescore)
 
-    p = sub.add_parser("parity", help="run recorded /run cases locally and explain every difference")
-    p.add_argument("cases", help="JSONL of {grader, model_sample|sample, item, response}")
-    p.add_argument("--tol", type=float, default=1e-6, help="absolute tolerance for rewards (default 1e-6)")
-    p.add_argument("--json", action="store_true", help="a JSON report with the options in force")
-    _add_option_flags(p)
+    parity = sub.add_parser(
+        "parity", help="record /run answers from a live endpoint, or replay recorded cases locally and explain every difference"
+    )
+    modes = parity.add_subparsers(dest="parity_command", required=True)
+    p = modes.add_parser("replay", help="run recorded cases locally (offline) and explain every difference")
+    p.add_argument("cases", help="JSONL of {grader, model_sample|sample, item, response | status+error}")
+    _add_report_flags(p)
     p.set_defaults(func=cmd_parity)
+    p = modes.add_parser("record", help="send each row to a live graders endpoint, record request and answer, compare locally")
+    p.add_argument("grader", help="grader JSON file")
+    p.add_argument("data", help="JSONL rows with model_sample (or sample) and item")
+    p.add_argument("--base-url", required=True, help="the endpoint's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:8765/v1")
+    p.add_argument("--out", required=True, help="the recorded cases (JSONL); the API key is never written")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="NAME", help="environment variable holding the key (default OPENAI_API_KEY)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    p.add_argument("--max-retries", type=int, default=4, help="retries after connect errors, timeouts, 429 and 5xx (default 4)")
+    _add_report_flags(p)
+    p.set_defaults(func=cmd_parity_record)
+
 
     p = sub.add_parser("options", help="list every option and its value")
     p.add_argument("--markdown", action="store_true", help="a Markdown table with what each option decides")
@@ -425,8 +484,15 @@ def _unavailable(name: str, exc: ImportError) -> Any:
     return run
 
 
+def _legacy_parity(argv: list[str]) -> list[str]:
+    """`graders parity CASES.jsonl` (the form before record/replay existed) means `graders parity replay`."""
+    if len(argv) >= 2 and argv[0] == "parity" and argv[1] not in ("record", "replay", "-h", "--help"):
+        return ["parity", "replay", *argv[1:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _legacy_parity(list(sys.argv[1:] if argv is None else argv))
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     try:

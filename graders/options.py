@@ -50,7 +50,7 @@ _NO_DEFAULT: Any = object()
 class _Field:
     """One option: its default (or a factory read when the options are built) and its checks."""
 
-    __slots__ = ("name", "default", "factory", "ge", "gt", "path", "secret")
+    __slots__ = ("name", "default", "factory", "ge", "gt", "path", "secret", "check")
 
     def __init__(
         self,
@@ -61,6 +61,7 @@ class _Field:
         gt: float | None = None,
         path: bool = False,
         secret: bool = False,
+        check: Callable[[Any], str | None] | None = None,
     ) -> None:
         self.name = ""
         self.default = default
@@ -69,6 +70,7 @@ class _Field:
         self.gt = gt
         self.path = path
         self.secret = secret
+        self.check = check
 
     @property
     def required(self) -> bool:
@@ -78,9 +80,18 @@ class _Field:
         return self.factory() if self.factory is not None else self.default
 
 
-def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
-    """A field with a default and checks: `ge`/`gt` bounds, `path` (a `~` is expanded), `secret` (never shown)."""
-    return _Field(default, ge=ge, gt=gt, path=path, secret=secret)
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    path: bool = False,
+    secret: bool = False,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    """A field with a default and checks: `ge`/`gt` bounds, `path` (a `~` is expanded), `secret` (never shown),
+    `check` (returns why a value is refused, or None)."""
+    return _Field(default, ge=ge, gt=gt, path=path, secret=secret, check=check)
 
 
 def from_env(factory: Callable[[], Any], *, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
@@ -158,6 +169,13 @@ def _env_float(name: str, default: float) -> float:
     if value <= 0:
         raise OptionError(f"environment variable {name}={raw!r} must be positive")
     return value
+
+
+def _unprivileged_uid_range(value: tuple[int, int]) -> str | None:
+    """`python.uid_range` is (first, last) of unprivileged uids: never root, never the overflow uid."""
+    if len(value) != 2 or not 1 <= value[0] <= value[1] < 2**32 - 1:
+        return "must be [first, last] with 1 <= first <= last < 4294967295 (never root)"
+    return None
 
 
 class RunOptions(_Group):
@@ -325,15 +343,23 @@ class PythonOptions(_Group):
     """§8.4 address-space limit; process default from `GRADERS_PYTHON_MEMORY_MB`."""
     disk_bytes: int = bounded(1024**3, gt=0)
     """§8.4 largest file a grader may write."""
-    isolation: Literal["auto", "strict", "none"] = "auto"
-    """Sandbox: auto takes the best of bubblewrap > namespaces > rlimits; strict refuses less than namespaces."""
+    isolation: Literal["auto", "strict", "landlock"] = "auto"
+    """Sandbox (docs/sandbox.md): auto = bubblewrap where it works, else the landlock level with a warning;
+    strict = bubblewrap only; landlock = the level without namespaces. No level runs grader code as root."""
+    uid_range: tuple[int, int] | None = bounded(None, check=_unprivileged_uid_range)
+    """As root, each worker runs as its own uid from this inclusive range; None = 1900000000-1900065535, or the
+    top 4096 mapped ids inside a user namespace that does not map those."""
+    max_warm_workers: int | None = bounded(None, ge=1)
+    """Warm workers kept process-wide across all grader sources (least recently used pools retired first);
+    None = 4 per CPU core."""
     workers: int | None = bounded(None, ge=1)
-    """Warm worker processes per sandbox spec; None = the number of CPU cores."""
+    """Warm worker processes per grader source; None = the number of CPU cores."""
     chunk_size: int = bounded(100, ge=1)
     """Rows sent to a worker per message in bulk runs (one pipe round trip per chunk)."""
     fresh_process: bool = False
     """Run each grade in a process forked from a warm worker (module loaded once), so no state carries between
     samples; slower than warm reuse."""
+
 
 
 class ScoreModelOptions(_Group):
@@ -522,6 +548,10 @@ def _check(value: Any, hint: Any, field: _Field, dotted: str) -> Any:
         raise OptionError(f"invalid value for option {dotted!r}: must be >= {field.ge:g}, got {value!r}")
     if checked is not None and field.gt is not None and not checked > field.gt:
         raise OptionError(f"invalid value for option {dotted!r}: must be > {field.gt:g}, got {value!r}")
+    if checked is not None and field.check is not None:
+        problem = field.check(checked)
+        if problem is not None:
+            raise OptionError(f"invalid value for option {dotted!r}: {problem}, got {value!r}")
     if field.path and isinstance(checked, str):
         checked = os.path.expanduser(checked)
     return checked

@@ -232,7 +232,9 @@ class GraderRunResponse:
     @property
     def errors(self) -> dict[str, Any]:
         """All error keys with their §3.3 defaults, in the observed order."""
-        set_ = self.outcome.errors or {}
+        set_ = self.outcome.errors
+        if not set_:
+            return self._fmt.no_errors.copy()
         return {k: set_.get(k, None if k in TEXT_ERROR_KEYS else False) for k in self._fmt.error_keys}
 
     @property
@@ -324,11 +326,13 @@ def _dump(value: Any, mode: str) -> Any:
 class ResponseFormat:
     """The response options resolved once per compiled grader (U4, §3.3 `response.error_keys`)."""
 
-    __slots__ = ("token_usage_format", "error_keys")
+    __slots__ = ("token_usage_format", "error_keys", "no_errors")
 
     def __init__(self, token_usage_format: str = "object", error_keys: tuple[str, ...] = ERROR_KEYS) -> None:
         self.token_usage_format = token_usage_format
         self.error_keys = error_keys
+        self.no_errors: dict[str, Any] = {k: None if k in TEXT_ERROR_KEYS else False for k in error_keys}
+        """`errors` of a response with nothing set, built once (copied per response: callers may mutate it)."""
 
     @classmethod
     def from_options(cls, token_usage_format: str, error_keys: str) -> ResponseFormat:

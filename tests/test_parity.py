@@ -74,6 +74,40 @@ def test_token_usage_compared_by_shape():
     assert any("model_grader_token_usage_per_model" in d for d in diffs)
 
 
+def test_flipping_options_names_the_value_that_agrees():
+    """A recording made under another U19 scorer: the report tries each scorer and names the one that agrees."""
+    grader = {"type": "text_similarity", "name": "f", "input": "{{ sample.output_text }}", "reference": "{{ item.r }}", "evaluation_metric": "fuzzy_match", "pass_threshold": 0.5}
+    request = {"grader": grader, "model_sample": "the mat the cat sat on", "item": {"r": "the cat sat on the mat"}}
+    recorded = check_cases([{**request, "response": {"reward": 0.0}}], Options().with_values({"text_similarity.fuzzy_match.scorer": "ratio"}), flip=False)
+    assert recorded.cases[0].local_reward is not None
+    case = {**request, "response": {"reward": recorded.cases[0].local_reward}}
+    report = check_cases([case])
+    [row] = report.cases
+    assert not row.ok and "text_similarity.fuzzy_match.scorer='ratio'" in row.agrees_with
+    assert any(c.startswith("text_similarity.fuzzy_match.scorer='partial'") for c in row.changed_by)
+    assert row.difference == abs(row.local_reward - row.recorded_reward) and report.max_difference == row.difference
+    assert report.agreement == 0.0 and "agrees with: text_similarity.fuzzy_match.scorer='ratio'" in report.summary()
+
+
+def test_recorded_refusal_must_be_refused_locally_with_the_same_param():
+    grader = {"type": "string_check", "input": 3, "reference": "x", "operation": "eq"}
+    same = {"grader": grader, "model_sample": "x", "status": 400, "error": {"error": {"param": "input", "code": "invalid_type", "message": "…"}}}
+    other = {**same, "error": {"error": {"param": "reference", "code": "invalid_type"}}}
+    graded = {**same, "grader": {**grader, "input": "x"}}
+    report = check_cases([same, other, graded], flip=False)
+    assert [c.ok for c in report.cases] == [True, False, False]
+    assert report.cases[1].differences == ["error.param: local 'input', recorded 'reference'"]
+    assert "the local engine graded the request" in report.cases[2].differences[0]
+
+
+def test_option_choices_are_read_from_the_option_types():
+    from graders.parity import option_choices
+
+    assert option_choices("multi.sub_error_policy") == ["zero_and_continue", "fail_whole"]
+    assert option_choices("text_similarity.rouge.stemmer") == [False, True]
+    assert option_choices("python.timeout_s") == [] and option_choices("no.such") == []
+
+
 def test_a_case_line_that_is_not_json_is_reported_not_dropped(tmp_path):
     from graders.cli import main
 

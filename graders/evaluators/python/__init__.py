@@ -1,8 +1,10 @@
 """`python` graders (spec §8): user `source` runs in sandboxed warm workers; the parent decides the reward.
 
-`worker.py` runs the code, `sandbox.py` decides how a worker is isolated, `pool.py` keeps workers warm and
-replaces them; this module turns each reply into an `Outcome` with the §8.2 return policy (U26) and the §8.3
-failure flags (U27).
+`worker.py` runs the code, `sandbox/` decides how a worker is isolated (docs/sandbox.md), `pool.py` keeps workers
+warm, one pool per source, and replaces them; this module turns each reply into an `Outcome` with the §8.2
+return policy (U26) and the §8.3 failure flags (U27). Nothing a worker sends is trusted: a reply of a shape the
+protocol does not allow, or nested too deep, fails its row with `python_grader_server_error`, and worker text
+copied into a response is capped (`WIRE_TEXT_CAP`, `OUTPUT_CAP`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,52 @@ from ...response import Outcome
 from ...schema import PythonGrader
 from ...resources.images import ImageNotInstalled, resolve_interpreter
 from ..base import AsyncEvaluator
-from .pool import Failure, Pool, get_pool
+from .pool import Failure, LaunchFailed, Pool, get_pool
 from .sandbox import SandboxSpec, SandboxUnavailable
 
 _NUMERIC_KINDS = frozenset({"builtins.int", "builtins.float"})
+WIRE_TEXT_CAP = 4096
+"""Characters of worker text (a traceback, an error) that reach a response's error details; the rest is cut."""
+OUTPUT_CAP = 16_384
+"""Characters of a grade's printed output kept in the local `details["output"]`."""
+MAX_REPLY_DEPTH = 8
+"""Nesting past which a reply is `reply_too_deep` rather than merely of a shape the protocol does not allow."""
+_REPLY_FIELDS = {"value": (str, int, float, bool, type(None)), "kind": (str,), "output": (str,), "error": (str,), "timeout": (bool,), "memory": (bool,)}
+_SERVER_TYPES = {"crashed": "worker_crashed", "protocol": "protocol_error", "reply_too_large": "reply_too_large", "reply_too_deep": "reply_too_deep"}
+
+
+def _cap(text: str, limit: int = WIRE_TEXT_CAP) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[… {len(text) - limit} more characters dropped]"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if node.__class__ is dict:
+            stack.extend((child, depth + 1) for child in node.values())
+        elif node.__class__ is list:
+            stack.extend((child, depth + 1) for child in node)
+    return False
+
+
+def _reply_problem(reply: Any) -> tuple[str, str] | None:
+    """(server error type, why) for a reply that is neither a bare number nor a dict of the protocol's fields."""
+    if _deeper_than(reply, MAX_REPLY_DEPTH):
+        return "reply_too_deep", f"the worker sent a reply nested deeper than {MAX_REPLY_DEPTH} levels"
+    if reply.__class__ is not dict:
+        return "reply_invalid", f"the worker sent a reply of type {type(reply).__name__}"
+    for name, value in reply.items():
+        allowed = _REPLY_FIELDS.get(name)
+        if allowed is None:
+            return "reply_invalid", f"the worker sent a reply with an unknown field {_cap(str(name), 100)!r}"
+        if value.__class__ not in allowed:
+            return "reply_invalid", f"the worker sent a reply whose {name!r} is of type {type(value).__name__}"
+    return None
 
 
 class _Batcher:
@@ -100,11 +144,12 @@ class PythonEvaluator(AsyncEvaluator):
         self._image_tag = config.image_tag
         self._size = opts.workers or os.cpu_count() or 1
         self._pool: Pool | None = None
+        self._environment: dict[str, Any] = {}
         self._details: dict[str, Any] | None = None
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = weakref.WeakKeyDictionary()
 
     def _get_pool(self) -> Pool | Outcome:
-        """The warm pool for this grader's environment and limits, resolved on first use (U31, §8.5)."""
+        """The warm pool of this grader's source under its environment and limits, resolved on first use (U31, §8.5)."""
         if self._pool is None:
             opts = self._opts
             try:
@@ -112,12 +157,22 @@ class PythonEvaluator(AsyncEvaluator):
                     interpreter, environment = opts.interpreter, f"python.interpreter ({opts.interpreter})"
                 else:
                     interpreter, environment = resolve_interpreter(opts.environment, self._image_tag, opts.images_dir)
-                spec = SandboxSpec(interpreter, opts.isolation, opts.memory_bytes, opts.disk_bytes, opts.cpu_cores)
-                self._pool = get_pool(spec, self._size)
-            except (SandboxUnavailable, ImageNotInstalled) as exc:
+            except ImageNotInstalled as exc:
                 return Outcome.fail("python_grader_server_error", "sandbox_unavailable", details={"error": str(exc)})
-            self._details = {"sandbox": self._pool.level, "interpreter": interpreter, "environment": environment}
+            spec = SandboxSpec(interpreter, opts.isolation, opts.memory_bytes, opts.disk_bytes, opts.cpu_cores, uid_range=opts.uid_range)
+            cap = opts.max_warm_workers or 4 * (os.cpu_count() or 1)
+            self._pool = get_pool(spec, self._key, self._source, self._size, cap)
+            self._environment = {"interpreter": interpreter, "environment": environment}
         return self._pool
+
+    def _pool_details(self, pool: Pool) -> dict[str, Any]:
+        """Where this grader's code ran: the level achieved (and why it is not the full one), the interpreter."""
+        if self._details is None or self._details.get("sandbox") != pool.level:
+            details = {"sandbox": pool.level, **self._environment}
+            if pool.warning:
+                details["sandbox_warning"] = pool.warning
+            self._details = details
+        return self._details
 
     async def aevaluate(self, ns: Namespaces) -> Outcome:
         """One sample. While fewer than `workers` calls are in flight on this loop it goes straight to a worker;
@@ -145,10 +200,14 @@ class PythonEvaluator(AsyncEvaluator):
         rows, unsendable = _encode_rows(batch)
         opts = self._opts
         try:
-            replies = await pool.run(self._key, self._source, rows, opts.timeout_s, opts.chunk_size, opts.fresh_process)
-        except OSError as exc:
-            failure = Outcome.fail("python_grader_server_error", "sandbox_error", details={"error": f"could not start a worker: {exc}", **(self._details or {})})
+            replies = await pool.run(rows, opts.timeout_s, opts.chunk_size, opts.fresh_process)
+        except SandboxUnavailable as exc:
+            failure = Outcome.fail("python_grader_server_error", "sandbox_unavailable", details={"error": str(exc), **self._environment})
             return [failure] * len(batch)
+        except (OSError, LaunchFailed) as exc:
+            failure = Outcome.fail("python_grader_server_error", "sandbox_error", details={"error": f"could not start a worker: {_cap(str(exc))}", **self._environment})
+            return [failure] * len(batch)
+        self._pool_details(pool)
         for index, problem in unsendable:
             replies.insert(index, problem)
         outcome = self._outcome
@@ -175,23 +234,27 @@ class PythonEvaluator(AsyncEvaluator):
         if cls is Failure:
             if reply.kind == "timeout":
                 return self._limit(reply.detail, "timeout", details)
-            return Outcome.fail("python_grader_server_error", "worker_crashed" if reply.kind == "crashed" else "protocol_error", details={**details, "error": reply.detail})
+            if reply.kind == "disk":
+                return self._limit(f"OSError: grade() exceeded the disk limit of {self._opts.disk_bytes / 1024**2:g} MB", "disk_limit", details)
+            kind = _SERVER_TYPES.get(reply.kind, "protocol_error")
+            return Outcome.fail("python_grader_server_error", kind, details={**details, "error": _cap(reply.detail)})
         if cls is Outcome:
             return reply
-        if cls is not dict:
-            return Outcome.fail("python_grader_server_error", "protocol_error", details={**details, "error": f"unexpected reply {reply!r:.200}"})
+        problem = _reply_problem(reply)
+        if problem is not None:
+            return Outcome.fail("python_grader_server_error", problem[0], details={**details, "error": problem[1]})
         if reply.get("output") and self._opts.capture_output == "trace":
-            details["output"] = reply["output"]
+            details["output"] = _cap(reply["output"], OUTPUT_CAP)
         if "error" in reply:
             if reply.get("timeout"):
-                return self._limit(str(reply["error"]), "timeout", details)
+                return self._limit(_cap(reply["error"]), "timeout", details)
             if reply.get("memory"):
                 limit_mb = self._opts.memory_bytes / 1024**2
                 return self._limit(f"MemoryError: grade() exceeded the memory limit of {limit_mb:g} MB", "memory_limit", details)
-            return Outcome.fail("python_grader_runtime_error", str(reply["error"]) or "grade() failed", details=details)
-        reward, problem = self._reward(reply.get("value"), str(reply.get("kind")))
-        if problem is not None:
-            return Outcome.fail("python_grader_runtime_error", problem, details=details)
+            return Outcome.fail("python_grader_runtime_error", _cap(reply["error"]) or "grade() failed", details=details)
+        reward, problem_text = self._reward(reply.get("value"), _cap(str(reply.get("kind")), 200))
+        if problem_text is not None:
+            return Outcome.fail("python_grader_runtime_error", problem_text, details=details)
         return Outcome(reward, details=details)  # type: ignore[arg-type]
 
     def _limit(self, text: str, server_type: str, details: dict[str, Any]) -> Outcome:

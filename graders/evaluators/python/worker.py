@@ -1,18 +1,22 @@
 """The child side of a python-grader worker (spec §8): runs user `grade(sample, item)`, never decides a reward.
 
-Started by `sandbox.py` as `python -E -s -c <this file>` inside the sandbox. It needs only the standard library
-(orjson when installed), since it also runs in an image environment (§8.5). Frames are a 4-byte big-endian
-length + JSON, read from and written to private duplicates of the original stdin/stdout; fds 0–2 then point at
-/dev/null and `sys.stdout`/`sys.stderr` at a capped buffer, so a grader that prints (even a fake frame) only
-fills its own captured output.
+Started by `sandbox/` as `python -E -s -c <this file>` inside the sandbox, already unprivileged and filtered. It
+needs only the standard library (orjson when installed), since it also runs in an image environment (§8.5). It
+first closes every descriptor it did not need (nothing of its launcher reaches grader code), then reports its
+state (`/proc/self/status`: uid, capabilities, no_new_privs, seccomp) in a hello frame that the engine checks
+before it sends any grader code. Frames are a 4-byte big-endian length + JSON, read from and written to private
+duplicates of the original stdin/stdout; fds 0–2 then point at /dev/null and `sys.stdout`/`sys.stderr` at a
+capped buffer, so a grader that prints (even a fake frame) only fills its own captured output.
 
-Request: {"seq": n, "key": sha256, "source"?: str, "timeout": s, "fresh": bool, "rows": [[sample, item], ...]}
-(`source` only until this worker has loaded `key`). Replies come batched, in row order (a frame at least every
-20 ms, the last with "done"): {"seq": n, "replies": [r, ...]}, where r is a bare JSON number when `grade`
-returned a finite int or float and printed nothing (the common case, kept small), else
-{"value": <json>, "kind": "<type name>", "output"?: str} or {"error": "<traceback>", "timeout"?: true,
-"memory"?: true, "output"?: str}. The last frame says "tainted" when the grade left processes or threads
-behind or hit a limit: the parent then replaces this worker.
+A worker serves exactly one grader source, sent with its first request. Request:
+{"seq": n, "key": sha256, "source"?: str, "timeout": s, "fresh": bool, "rows": [[sample, item], ...]}.
+Replies come batched, in row order (a frame at least every 20 ms, the last with "done"):
+{"seq": n, "replies": [r, ...]}, where r is a bare JSON number when `grade` returned a finite int or float and
+printed nothing (the common case, kept small), else {"value": <scalar>, "kind": "<type name>", "output"?: str} or
+{"error": "<traceback>", "timeout"?: true, "memory"?: true, "output"?: str}. The last frame says "tainted" when
+the grade left processes or threads behind or hit a limit: the parent then replaces this worker. The engine
+trusts none of it: it checks every frame's size, sequence and shape, and its own wall clock ends a worker that
+stops answering, whatever this code does.
 
 `fresh` runs each grade in a child forked from this warm process (grader module already loaded), so no state
 carries from one sample to the next.
@@ -208,7 +212,7 @@ def _call_forked(grade: Any, sample: Any, item: Any, timeout: float, captured: _
             os._exit(0)
     os.close(write_end)
     data = b""
-    deadline = time.monotonic() + (timeout or 1e9) + 1.0
+    deadline = time.monotonic() + (timeout or 1e9) + 0.25  # before the parent's own net (its grace is longer)
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -254,14 +258,9 @@ def _leftovers() -> bool:
         return False
 
 
-def _load(key: str, source: str | None, modules: dict[str, Any]) -> tuple[Any, str | None]:
-    """The grader's `grade`, compiled once per worker and kept by source hash, or why it cannot be had."""
-    grade = modules.get(key)
-    if grade is not None:
-        return grade, None
-    if source is None:
-        return None, "the worker lost the grader's source"
-    module = types.ModuleType(f"grader_{key[:16]}")
+def _load(source: str) -> tuple[Any, str | None]:
+    """The grader's `grade`, compiled once (this worker serves no other source), or why it cannot be had."""
+    module = types.ModuleType("grader")
     sys.modules[module.__name__] = module  # dataclasses, pickle and typing look classes' modules up here
     try:
         exec(compile(source, "<grader>", "exec"), module.__dict__)  # noqa: S102 - the sandboxed user code
@@ -270,34 +269,52 @@ def _load(key: str, source: str | None, modules: dict[str, Any]) -> tuple[Any, s
     grade = module.__dict__.get("grade")
     if not callable(grade):
         return None, "the source does not define a callable grade(sample, item)"
-    modules[key] = grade
     return grade, None
 
 
+_STATE = ("Uid", "Gid", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+
+
+def _state() -> dict[str, str]:
+    """This process's privileges as the kernel reports them, for the engine to check."""
+    try:
+        with open("/proc/self/status") as status:
+            fields = dict(line.rstrip("\n").split(":\t", 1) for line in status if ":\t" in line)
+    except OSError:
+        return {}
+    return {key: fields[key] for key in _STATE if key in fields}
+
+
 def main() -> None:
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     inbox = _Inbox(os.dup(0))
     outbox = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    _write_frame(outbox, {"hello": _state()})
     captured = _CappedText()
     sys.stdout = sys.stderr = captured  # type: ignore[assignment]
     sys.stdin = io.StringIO("")
-    try:  # warm the heavy packages once per worker (issue 4: pre-import)
+    try:  # warm the heavy packages once per worker (pre-import)
         import numpy  # noqa: F401
         import rapidfuzz  # noqa: F401
     except ImportError:
         pass
     _become_subreaper()
     signal.signal(signal.SIGALRM, _alarm)
-    modules: dict[str, Any] = {}
+    loaded: tuple[str, Any, str | None] | None = None
     while True:
         request = inbox.read()
         if request is None:
             return
         seq = request["seq"]
-        grade, load_error = _load(request["key"], request.get("source"), modules)
-        captured.take()  # module-level prints are not any row's output
+        if loaded is None:
+            loaded = (request["key"], *_load(request.get("source") or ""))
+            captured.take()  # module-level prints are not any row's output
+        key, grade, load_error = loaded
+        if request["key"] != key:
+            load_error = "this worker serves another grader source"
         timeout = float(request.get("timeout") or 0)
         call = _call_forked if request.get("fresh") else _call
         pending: list[Any] = []
@@ -315,7 +332,7 @@ def main() -> None:
                 pending, flushed_at = [], time.monotonic()
         _arm(0)
         # A grade that left processes (a fork bomb past its timer, a daemon) or threads behind, or ran out of
-        # time, taints the worker: the parent replaces it, which ends its process group and PID namespace.
+        # time, taints the worker: the parent replaces it, which ends everything it started.
         tainted = tainted or _leftovers()
         _write_frame(outbox, {"seq": seq, "replies": pending, "done": True, "tainted": tainted})
 

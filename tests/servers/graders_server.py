@@ -1,0 +1,64 @@
+"""`graders serve` started as a real child process on a free 127.0.0.1 port (for the server tests and benchmark)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+import httpx
+
+
+class GradersServer:
+    """The server process; `base_url` is what it printed (`http://127.0.0.1:<port>/v1`), `stderr()` its warnings."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
+        self._err = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "graders.cli", "serve", "--host", host, "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            bufsize=1,
+            env={**os.environ, **(env or {})},
+        )
+        line = self.process.stdout.readline().strip() if self.process.stdout else ""
+        if not line.startswith("http://"):
+            self.close()
+            raise RuntimeError(f"graders serve did not start (said {line!r}; stderr: {self.stderr()[-2000:]})")
+        self.base_url = line
+        self.root = line.rsplit("/v1", 1)[0]
+        self.port = int(self.root.rsplit(":", 1)[1])
+
+    def stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read()
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.root + "/health", timeout=10).json()
+
+    def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return httpx.post(self.root + path, json=body, timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    def run(self, body: Any, **kwargs: Any) -> httpx.Response:
+        return self.post("/v1/fine_tuning/alpha/graders/run", body, **kwargs)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+        self._err.close()
+
+    def __enter__(self) -> GradersServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
