@@ -20,6 +20,9 @@ one (a keep-alive) changes nothing. A worker past it is killed with everything i
 over `MAX_FRAME` bytes, one out of sequence, or malformed ends the worker without being read. Rows it answered
 keep their replies; the unanswered rows of the chunk it was on run again one row per call, so a failure lands on
 the row that caused it; chunks queued behind it run again whole on another worker.
+
+A forked child never uses its parent's workers (two processes on one worker's pipes would read each other's
+replies): it closes its copies of their pipes and uid leases, signals nothing, and starts workers of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import signal
 import struct
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,6 +117,14 @@ class Worker:
         self._idle_frames = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        _every_worker.add(self)
+
+    def forget(self) -> None:
+        """In a forked child: this worker is the parent's; close this process's copies of its fds, nothing more."""
+        self.alive = False
+        self._loop = self._timer = None
+        self._close_pipes()
+        self.launch.forget()
 
     # -- ownership by one event loop -------------------------------------------------------------------------
 
@@ -407,6 +419,7 @@ class Pool:
         self.warning: str | None = None
         self._idle: list[Worker] = []
         self._count = 0
+        _every_pool.add(self)
 
     async def _acquire(self) -> Worker:
         loop = asyncio.get_running_loop()
@@ -554,6 +567,29 @@ class Pool:
             _registry.live -= len(workers)
             _registry.wake_all()
         return workers
+
+
+_every_worker: weakref.WeakSet[Worker] = weakref.WeakSet()
+_every_pool: weakref.WeakSet[Pool] = weakref.WeakSet()
+"""Every worker and pool object of this process, wherever it is held (idle list, a call in flight, an evaluator),
+so a forked child can disown them all."""
+
+
+def _disown_after_fork() -> None:
+    """In a forked child: forget the parent's workers (their pipes and leases closed here, the processes left
+    alone) and empty every pool, so the child's first grade starts workers of its own. The registry's lock and
+    waiters belonged to threads and loops that do not exist here."""
+    for worker in list(_every_worker):
+        worker.forget()
+    for pool in list(_every_pool):
+        pool._idle = []
+        pool._count = 0
+    _registry.lock = threading.Lock()
+    _registry.live = _registry.starting = 0
+    _registry.waiters = []
+
+
+os.register_at_fork(after_in_child=_disown_after_fork)
 
 
 def get_pool(spec: sandbox.SandboxSpec, key: str, source: str, size: int, cap: int) -> Pool:

@@ -90,6 +90,16 @@ _worked: set[tuple[str, str]] = set()
 _warned: set[str] = set()
 
 
+def _unlock_after_fork() -> None:
+    """A forked child gets a free lock (another thread of the parent may have held this one); what was learnt
+    about the levels stays true."""
+    global _state_lock
+    _state_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def failure(spec: SandboxSpec, level: str) -> str | None:
     """Why `level` cannot start a worker for this interpreter here, once a start has failed (or a tool is missing)."""
     with _state_lock:
@@ -316,6 +326,19 @@ class Launch:
             except subprocess.TimeoutExpired:
                 return False
         return True
+
+    def forget(self) -> None:
+        """In a forked child: close this process's copies of the worker's fds (the uid lease included) without
+        signalling anything; the worker stays the parent's."""
+        for fd in (self.stderr, self._control):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.stderr = self._control = -1
+        if self.lease is not None:
+            self.lease.release()
 
     def release(self) -> None:
         """Give the uid back and close what is left; only once the launcher has been reaped."""

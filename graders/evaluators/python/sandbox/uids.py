@@ -77,6 +77,14 @@ _next = itertools.count()
 _lock = threading.Lock()
 
 
+def _unlock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def lease(uid_range: tuple[int, int] | None) -> Lease:
     """A free uid of the range (rotating, so a just-released uid is not handed out again at once)."""
     low, high = uid_range or default_range()
