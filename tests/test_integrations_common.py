@@ -70,6 +70,52 @@ def test_forked_child_grades_with_its_own_loop_and_workers() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
+FD_SCRIPT = textwrap.dedent(
+    """
+    import json, os, stat, subprocess, sys
+    import graders
+    from graders.evaluators.python import pool
+
+    GRADER = json.loads(sys.argv[1])
+    ROWS = [{"model_sample": str(i % 3), "item": {"answer": "0"}} for i in range(200)]
+    compiled = graders.compile(GRADER)
+    compiled.run_many(ROWS)
+    live = [w for p in pool._registry.pools.values() for w in p._idle]
+    pids = sorted(w.process.pid for w in live)
+    stopped = [w for p in pool._registry.pools.values() for w in p.take_idle()]
+    freed = sorted(fd for w in stopped for fd in (w._in, w._out))
+    pool.stop_all(stopped)  # still referenced: the child's at-fork handler sees them, their numbers free
+    reused = [os.open("/dev/zero", os.O_RDONLY) for _ in range(len(freed) + 8)]
+    assert set(freed) <= set(reused), (freed, reused)
+    compiled.run_many(ROWS)  # new live workers, whose pipes the child must point at /dev/null, not close
+    live = [w for p in pool._registry.pools.values() for w in p._idle]
+    zero, null = os.stat("/dev/zero").st_rdev, os.stat(os.devnull).st_rdev
+
+    pid = os.fork()
+    if pid == 0:
+        ok = all(os.fstat(fd).st_rdev == zero for fd in reused)
+        ok = ok and all(os.fstat(fd).st_rdev == null for w in live for fd in (w._in, w._out))
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    for _ in range(20):  # a Popen with preexec_fn runs the at-fork handlers between fork and exec
+        subprocess.run(["true"], preexec_fn=lambda: None, check=True)
+    assert all(os.fstat(fd).st_rdev == zero for fd in reused)
+    assert sorted(w.process.pid for p in pool._registry.pools.values() for w in p._idle) == sorted(w.process.pid for w in live)
+    assert [r.reward for r in compiled.run_many(ROWS)] == [1.0 if i % 3 == 0 else 0.25 for i in range(200)]
+    print("ok")
+    """
+)
+
+
+def test_forked_child_never_closes_a_reused_fd_number() -> None:
+    """The at-fork handler closes nothing the parent had freed and reused (workers stopped before the fork), points
+    its copies of live workers' pipes at /dev/null rather than closing them, and, run by a `Popen` child between fork
+    and exec, leaves the parent's workers serving."""
+    done = subprocess.run([sys.executable, "-c", FD_SCRIPT, json.dumps(PYTHON)], capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
 def test_pool_size_is_the_process_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """torchrun and accelerate set LOCAL_WORLD_SIZE: each rank gets cores ÷ ranks sandbox workers, not every core."""
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")

@@ -108,6 +108,7 @@ class Worker:
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
         self.alive = True
+        self.pipes_open = True
         self.ready = False
         self._hello: asyncio.Future[None] | None = None
         self._seq = 0
@@ -119,11 +120,20 @@ class Worker:
         self._timer: asyncio.TimerHandle | None = None
         _every_worker.add(self)
 
-    def forget(self) -> None:
-        """In a forked child: this worker is the parent's; close this process's copies of its fds, nothing more."""
+    def forget(self, null: int) -> None:
+        """In a forked child: this worker is the parent's. This process's copies of its pipes are pointed at
+        `null` (/dev/null) with `dup2`, which takes no lock (the pipes' Python file objects may have been locked by
+        a thread the fork did not copy) and leaves the numbers owned by those file objects, so whenever they are
+        closed here no other fd is."""
         self.alive = False
         self._loop = self._timer = None
-        self._close_pipes()
+        if self.pipes_open:
+            self.pipes_open = False
+            for fd in (self._in, self._out):
+                try:
+                    os.dup2(null, fd, inheritable=False)
+                except OSError:
+                    pass
         self.launch.forget()
 
     # -- ownership by one event loop -------------------------------------------------------------------------
@@ -352,6 +362,7 @@ class Worker:
         return f"the worker process exited with status {code}"
 
     def _close_pipes(self) -> None:
+        self.pipes_open = False  # before the fds go: a fork meanwhile must not touch numbers that may be reused
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()  # type: ignore[union-attr]
@@ -573,14 +584,24 @@ _every_worker: weakref.WeakSet[Worker] = weakref.WeakSet()
 _every_pool: weakref.WeakSet[Pool] = weakref.WeakSet()
 """Every worker and pool object of this process, wherever it is held (idle list, a call in flight, an evaluator),
 so a forked child can disown them all."""
+_disowned: list[Worker] = []
+"""A forked child's copies of its parent's workers, kept referenced: emptying the pools must not finalize them in
+the at-fork handler (their file objects' `close` takes a lock; a `Popen` child runs this between fork and exec)."""
 
 
 def _disown_after_fork() -> None:
-    """In a forked child: forget the parent's workers (their pipes and leases closed here, the processes left
+    """In a forked child: forget the parent's workers (their pipes and leases released here, the processes left
     alone) and empty every pool, so the child's first grade starts workers of its own. The registry's lock and
-    waiters belonged to threads and loops that do not exist here."""
-    for worker in list(_every_worker):
-        worker.forget()
+    waiters belonged to threads and loops that do not exist here. Only system calls that take no lock: this also
+    runs in the child of every `Popen` with a `preexec_fn`, between fork and exec."""
+    workers = list(_every_worker)
+    _disowned.extend(workers)
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for worker in workers:
+            worker.forget(null)
+    finally:
+        os.close(null)
     for pool in list(_every_pool):
         pool._idle = []
         pool._count = 0

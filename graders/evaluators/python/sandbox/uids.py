@@ -67,6 +67,12 @@ class Lease:
         self.uid = uid
         self._fd = fd
 
+    def forget(self) -> int:
+        """In a forked child: hand this process's copy of the lock file's fd to the caller to close (the flock
+        belongs to the open file, which the parent keeps, so the lease stays the parent's)."""
+        fd, self._fd = self._fd, -1
+        return fd
+
     def release(self) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
