@@ -1,11 +1,13 @@
 """Ray: `Grader` in `Dataset.map_batches` on a local 2-CPU Ray, and `graders batch --ray` against the local batch.
 
-Needs the `ray` extra. One local Ray instance serves the module (it takes seconds to start); `graders batch --ray`
-runs as its own process, connecting to it with `--ray-address`.
+Needs the `ray` extra. One local Ray cluster serves the module, owned by a helper process
+(`rl_runs/ray_cluster.py`), and everything that connects to it runs in a process of its own: Ray's native threads
+never live in the test process, which forks later.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,10 +21,13 @@ import pytest
 import graders
 from graders.integrations.ray import Grader
 
-ray = pytest.importorskip("ray")
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("Ray is not installed (pip install -e '.[ray]')", allow_module_level=True)
 pd = pytest.importorskip("pandas")
 pa = pytest.importorskip("pyarrow")
+import pyarrow.parquet as pq  # noqa: E402
 
+RUNS = Path(__file__).parent / "rl_runs"
 PYTHON = {"type": "python", "name": "p", "source": "def grade(sample, item):\n    return 1.0 if sample['output_text'] == item['answer'] else 0.25\n"}
 MULTI = {
     "type": "multi",
@@ -37,47 +42,47 @@ def rows(n: int = N) -> list[dict[str, Any]]:
     return [{"id": i, "model_sample": str(i % 3), "item": {"answer": "0"}} for i in range(n)]
 
 
+class Cluster:
+    def __init__(self, address: str, env: dict[str, str]) -> None:
+        self.address = address
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=600, env=self.env, check=False)
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
+def cluster() -> Iterator[Cluster]:
+    helper = subprocess.Popen(
+        [sys.executable, str(RUNS / "ray_cluster.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    )
     try:
-        yield ray.get_runtime_context().gcs_address
+        assert helper.stdout is not None
+        started = json.loads(helper.stdout.readline())
+        yield Cluster(started["address"], started["env"])
     finally:
-        ray.shutdown()
+        helper.communicate(timeout=120)  # closing its stdin stops the cluster
 
 
-def test_map_batches_equals_run_many(cluster: str, tmp_path: Path) -> None:
+def test_map_batches_equals_run_many(cluster: Cluster, tmp_path: Path) -> None:
     """5,000 rows, graded by two actors of half a CPU each (so a file's read tasks still get a CPU), with a python
-    grader and a multi, in every batch format: rewards and sub-rewards equal `run_many`, in order."""
+    grader and a multi, in every batch format: rewards and sub-rewards equal `run_many`, in order; the sandbox pool
+    of a 0.5-CPU actor has one worker, not one per core of the node."""
     path = tmp_path / "rows.parquet"
-    pa.parquet.write_table(pa.Table.from_pylist(rows()), path)
-    for grader, fmt, source in ((PYTHON, "pandas", "parquet"), (MULTI, "pyarrow", "items"), (MULTI, "numpy", "items")):
-        expected = graders.compile(grader).run_many(rows())
-        read = ray.data.read_parquet(str(path)) if source == "parquet" else ray.data.from_items(rows(), override_num_blocks=4)
-        ds = read.map_batches(
-            Grader, fn_constructor_kwargs={"grader": grader}, batch_format=fmt, batch_size=500,
-            compute=ray.data.ActorPoolStrategy(size=2), num_cpus=0.5,
-        )
-        out = ds.take_all()
-        assert [r["id"] for r in out] == list(range(N)), fmt
-        assert [r["reward"] for r in out] == [r.reward for r in expected], fmt
-        assert not any(r["errored"] for r in out)
-        if grader is MULTI:
-            assert [r["sub_reward/s"] for r in out] == [r.sub_rewards["s"] for r in expected]
-
-
-def test_actor_pool_is_sized_to_the_actor_cpus(cluster: str) -> None:
-    """Inside an actor of half a CPU the sandbox pool gets one worker, not one per core of the node."""
-
-    @ray.remote(num_cpus=0.5)
-    class Probe:
-        def workers(self) -> int | None:
-            return Grader(PYTHON).scorer.compiled.options.python.workers
-
-    assert ray.get(Probe.remote().workers.remote()) == 1
+    pq.write_table(pa.Table.from_pylist(rows()), path)
+    done = cluster.run(str(RUNS / "ray_map_batches.py"), cluster.address, str(path), json.dumps({"python": PYTHON, "multi": MULTI}))
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = {"python": graders.compile(PYTHON).run_many(rows()), "multi": graders.compile(MULTI).run_many(rows())}
+    for case in ("python/pandas", "multi/pyarrow", "multi/numpy"):
+        got, want = out[case], expected[case.split("/")[0]]
+        assert got["id"] == list(range(N)), case
+        assert got["reward"] == [r.reward for r in want], case
+        assert not any(got["errored"]), case
+        if case.startswith("multi"):
+            assert got["sub_reward/s"] == [r.sub_rewards["s"] for r in want], case
+    assert out["workers"] == 1
 
 
 def test_grader_call_outside_ray_keeps_the_batch_kind() -> None:
@@ -105,9 +110,12 @@ def write_jsonl(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def batch(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}  # as it is now: ray.init set how to authenticate to the cluster
-    return subprocess.run([sys.executable, "-m", "graders.cli", "batch", *args], capture_output=True, text=True, timeout=600, env=env, check=False)
+def batch(cluster: Cluster | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """`graders batch` in its own process; with a cluster, on it (`--ray-address`, 2 actors)."""
+    ray_flags = ("--ray-address", cluster.address, "--workers", "2") if cluster else ()
+    env = cluster.env if cluster else {**os.environ}
+    return subprocess.run([sys.executable, "-m", "graders.cli", "batch", *args, *ray_flags, "--quiet"], capture_output=True, text=True,
+                          timeout=600, env=env, check=False)
 
 
 def comparable(path: Path) -> list[Any]:
@@ -124,7 +132,7 @@ def summary(path: Path) -> dict[str, Any]:
     return data
 
 
-def test_batch_on_ray_writes_the_local_output(cluster: str, tmp_path: Path) -> None:
+def test_batch_on_ray_writes_the_local_output(cluster: Cluster, tmp_path: Path) -> None:
     """JSONL (a bad line, a blank line, a row without item) and Parquet: the same lines, summary and report
     figures as the local batch, all but execution_time; an interrupted output is resumed on Ray."""
     grader = tmp_path / "multi.json"
@@ -132,13 +140,12 @@ def test_batch_on_ray_writes_the_local_output(cluster: str, tmp_path: Path) -> N
     data = tmp_path / "rows.jsonl"
     write_jsonl(data)
     parquet = tmp_path / "rows.parquet"
-    pa.parquet.write_table(pa.Table.from_pylist(rows()), parquet)
-    ray_flags = ("--ray-address", cluster, "--workers", "2", "--quiet")
+    pq.write_table(pa.Table.from_pylist(rows()), parquet)
     for source in (data, parquet):
         local, remote = tmp_path / f"local-{source.suffix[1:]}.jsonl", tmp_path / f"ray-{source.suffix[1:]}.jsonl"
-        done = batch(str(grader), str(source), "--out", str(local), "--summary", f"{local}.sum", "--quiet")
+        done = batch(None, str(grader), str(source), "--out", str(local), "--summary", f"{local}.sum")
         assert done.returncode == 0, done.stderr
-        done = batch(str(grader), str(source), "--out", str(remote), "--summary", f"{remote}.sum", *ray_flags)
+        done = batch(cluster, str(grader), str(source), "--out", str(remote), "--summary", f"{remote}.sum")
         assert done.returncode == 0, done.stderr[-3000:]
         assert comparable(remote) == comparable(local)
         assert summary(Path(f"{remote}.sum")) == summary(Path(f"{local}.sum"))
@@ -147,16 +154,17 @@ def test_batch_on_ray_writes_the_local_output(cluster: str, tmp_path: Path) -> N
     resumed = tmp_path / "resumed.jsonl"
     resumed.write_text("".join(text[:1234]) + text[1234][:17])  # killed mid-line
     (tmp_path / "resumed.jsonl.meta.json").write_text((tmp_path / "ray-jsonl.jsonl.meta.json").read_text())
-    done = batch(str(grader), str(data), "--out", str(resumed), "--summary", f"{resumed}.sum", *ray_flags)
+    done = batch(cluster, str(grader), str(data), "--out", str(resumed), "--summary", f"{resumed}.sum")
     assert done.returncode == 0, done.stderr[-3000:]
     assert comparable(resumed) == comparable(tmp_path / "local-jsonl.jsonl")
     assert json.loads(Path(f"{resumed}.sum").read_text())["resumed_rows"] == 1234
 
 
-def test_batch_on_ray_refuses_more_actors_than_cpus(cluster: str, tmp_path: Path) -> None:
+def test_batch_on_ray_refuses_more_actors_than_cpus(cluster: Cluster, tmp_path: Path) -> None:
     grader = tmp_path / "p.json"
     grader.write_text(json.dumps(PYTHON))
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps(rows(1)[0]) + "\n")
-    done = batch(str(grader), str(data), "--ray-address", cluster, "--workers", "5", "--quiet")
+    done = cluster.run("-m", "graders.cli", "batch", str(grader), str(data), "--ray-address", cluster.address, "--workers", "5", "--quiet")
     assert done.returncode == 2 and "5 Ray actors of 1 CPUs need 5 CPUs; the cluster has 2" in done.stderr
+

@@ -1,14 +1,18 @@
 """TRL: a grader as GRPOTrainer's reward, in a real two-step training run, and the reward function's own contract.
 
-The trainer run needs the `rl` extra (torch, TRL); the model and tokenizer are built here, randomly initialised
-from a fixed word list, so nothing is downloaded.
+The trainer run needs the `rl` extra (torch, TRL); its model and tokenizer are built in `rl_runs/grpo_two_steps.py`,
+randomly initialised from a fixed word list, so nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import glob
+import importlib.util
+import json
 import math
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,6 @@ MULTI = {
     },
     "calculate_output": "0.5 * length + 0.5 * mentions",
 }
-WORDS = "the a cat dog sat ran on mat log is what two plus one three four yes no answer boom".split()
 PROMPTS = ["what is two plus one", "the cat sat on the", "the dog ran on the", "what is three plus one"]
 ANSWERS = ["three", "mat", "boom", "four"]
 
@@ -132,49 +135,21 @@ def test_async_reward_runs_on_a_running_loop_in_another_thread() -> None:
 # -- a real GRPOTrainer ----------------------------------------------------------------------------------------------
 
 
-def _tiny_model_and_tokenizer() -> tuple[Any, Any]:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
-    backend = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(specials + WORDS)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>", padding_side="left"
-    )
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    return LlamaForCausalLM(config), tokenizer
-
-
-def test_grpo_trainer_logs_the_rewards_run_many_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grpo_trainer_logs_the_rewards_run_many_gives(tmp_path: Path) -> None:
     """Two GRPO steps with the multi (a python sub-grader) as sync and async reward: each logged completion's
-    reward equals `run_many` on it, and the prompt whose python grade fails is None (NaN) with no advantage."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # proves nothing is downloaded
-    pytest.importorskip("trl")
-    import pandas as pd
-    import torch
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    reward equals `run_many` on it, and the prompt whose python grade fails is None (NaN) with no advantage.
 
-    torch.manual_seed(0)
-    model, tokenizer = _tiny_model_and_tokenizer()
-    sync_reward = make_reward(MULTI)
-    async_reward = make_async_reward(MULTI, name="answer_and_length_async")
-    args = GRPOConfig(
-        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, num_generations=2, max_completion_length=8,
-        learning_rate=1e-3, logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no",
-        log_completions=True, num_completions_to_print=0, seed=0, dataloader_num_workers=0, disable_tqdm=True,
+    The trainer runs in a process of its own (`rl_runs/grpo_two_steps.py`), so torch's threads never live in the
+    test process, which forks later."""
+    if importlib.util.find_spec("trl") is None:
+        pytest.skip("TRL is not installed (pip install -e '.[rl]')")
+    pd = pytest.importorskip("pandas")
+    script = Path(__file__).parent / "rl_runs" / "grpo_two_steps.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), json.dumps(MULTI), json.dumps(PROMPTS), json.dumps(ANSWERS)],
+        capture_output=True, text=True, timeout=600, check=False,
     )
-    trainer = GRPOTrainer(
-        model=model, reward_funcs=[sync_reward, async_reward], args=args, processing_class=tokenizer,
-        train_dataset=Dataset.from_dict({"prompt": PROMPTS, "answer": ANSWERS}),
-    )
-    trainer.train()
-
+    assert done.returncode == 0, done.stderr[-4000:]
     files = sorted(glob.glob(str(tmp_path / "completions" / "*.parquet")))
     assert len(files) == 2  # one table per step
     table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
@@ -182,8 +157,7 @@ def test_grpo_trainer_logs_the_rewards_run_many_gives(tmp_path: Path, monkeypatc
     rows = [{"model_sample": c, "item": {"prompt": p, "answer": answer_of[p]}} for p, c in zip(table["prompt"], table["completion"])]
     expected = graders.compile(MULTI).run_many(rows)
     for column in ("answer_and_length", "answer_and_length_async"):
-        logged = table[column].tolist()
-        for got, want in zip(logged, expected):
+        for got, want in zip(table[column].tolist(), expected):
             if want.failed:
                 assert math.isnan(got)
             else:
@@ -191,5 +165,5 @@ def test_grpo_trainer_logs_the_rewards_run_many_gives(tmp_path: Path, monkeypatc
     boom = table["prompt"] == "the dog ran on the"
     assert boom.any() and (table.loc[boom, "advantage"] == 0.0).all()
     assert table.loc[boom, "answer_and_length/errored"].all() and not table.loc[~boom, "answer_and_length/errored"].any()
-    logged_metrics = {k for entry in trainer.state.log_history for k in entry}
-    assert {"rewards/answer_and_length/mean", "rewards/answer_and_length/errored", "rewards/answer_and_length/sub_reward/mentions/mean"} <= logged_metrics
+    logged = set(json.loads((tmp_path / "metrics.json").read_text()))
+    assert {"rewards/answer_and_length/mean", "rewards/answer_and_length/errored", "rewards/answer_and_length/sub_reward/mentions/mean"} <= logged
