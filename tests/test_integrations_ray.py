@@ -168,3 +168,14 @@ def test_batch_on_ray_refuses_more_actors_than_cpus(cluster: Cluster, tmp_path: 
     done = cluster.run("-m", "graders.cli", "batch", str(grader), str(data), "--ray-address", cluster.address, "--workers", "5", "--quiet")
     assert done.returncode == 2 and "5 Ray actors of 1 CPUs need 5 CPUs; the cluster has 2" in done.stderr
 
+
+def test_batch_on_ray_names_an_address_it_cannot_use(tmp_path: Path) -> None:
+    """An address Ray cannot use is a clear error (exit 2 naming it and Ray's reason), not a traceback."""
+    grader = tmp_path / "p.json"
+    grader.write_text(json.dumps(PYTHON))
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps(rows(1)[0]) + "\n")
+    done = batch(None, str(grader), str(data), "--ray-address", "nonsense")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "cannot start or reach the Ray cluster at nonsense: Invalid address format" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -94,7 +94,7 @@ class Grader:
         self._item = mapping.get("item")
         self._maps: dict[str, FieldMap] = {}
         if self._sample is not None:
-            self._map(self._sample)  # checks the mapping now, in the driver's constructor call on each actor
+            self._map(self._sample)  # a bad mapping fails each actor's construction, so the dataset, at once
         error_reward = mapping.get("error_reward", 0.0)
         if isinstance(error_reward, bool) or not isinstance(error_reward, (int, float)):
             raise ValueError(f"Ray Grader: error_reward must be a number, got {error_reward!r}")
@@ -182,7 +182,10 @@ class RayShards:
         self.ray = ray
         self.owns_cluster = not ray.is_initialized()
         if self.owns_cluster:
-            ray.init(address=where.address, log_to_driver=True)
+            try:
+                ray.init(address=where.address, log_to_driver=True)
+            except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError or its own errors
+                raise BatchError(f"cannot start or reach the Ray cluster{f' at {where.address}' if where.address else ''}: {_cause(exc)}") from None
         cluster_cpus = float(ray.cluster_resources().get("CPU", 0.0))
         fits = int(math.floor(cluster_cpus / where.cpus + 1e-9))
         count = actors or max(1, fits)
