@@ -88,8 +88,9 @@ def _raise_problem(value: Any, field: str, *, finite_only: bool = False) -> None
         raise Unsendable(*found)
 
 
-def text_problem(text: str) -> str | None:
-    """Why `text` is not valid Unicode (a lone surrogate, which is how undecodable bytes arrive), or None."""
+def text_problem(text: str, *, escapes: bool = False) -> str | None:
+    """Why `text` is not valid Unicode (a lone surrogate, which is how undecodable bytes arrive), or None.
+    `escapes`: the text came from valid UTF-8 JSON, so a surrogate can only be a `\\u` escape, never a byte."""
     if text.isascii():
         return None
     found = _SURROGATE.search(text)
@@ -97,12 +98,12 @@ def text_problem(text: str) -> str | None:
         return None
     char = found.group()
     offset = len(text[: found.start()].encode("utf-8"))
-    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8, kept by the `surrogateescape` error handler
+    if not escapes and "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8, kept by `surrogateescape`
         return f"is not valid UTF-8: byte {ord(char) - 0xDC00:#04x} at byte {offset} of the text"
     return f"is not valid Unicode: a lone surrogate U+{ord(char):04X} at byte {offset} of the text"
 
 
-def value_problem(value: Any, root: str, *, finite_only: bool = False) -> tuple[str, str] | None:
+def value_problem(value: Any, root: str, *, finite_only: bool = False, escapes: bool = False) -> tuple[str, str] | None:
     """(field, why) for the first part of `value` that breaks the rule (see `dumps_value`), or None.
 
     `finite_only` looks for non-finite numbers alone (orjson has checked the rest). Iterative, so a value of any
@@ -114,7 +115,7 @@ def value_problem(value: Any, root: str, *, finite_only: bool = False) -> tuple[
     while stack:
         node, path, depth = stack.pop()
         if isinstance(node, str):
-            problem = None if finite_only else text_problem(node)
+            problem = None if finite_only else text_problem(node, escapes=escapes)
             if problem is not None:
                 return path, problem
         elif isinstance(node, float):
@@ -128,7 +129,7 @@ def value_problem(value: Any, root: str, *, finite_only: bool = False) -> tuple[
             items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
             if isinstance(node, dict) and not finite_only:
                 for key, _ in items:
-                    problem = text_problem(key) if isinstance(key, str) else None
+                    problem = text_problem(key, escapes=escapes) if isinstance(key, str) else None
                     if problem is not None:
                         return join_path(path, key), f"is a key that {problem}"
             if depth < _SHOWN_STEPS:
@@ -150,34 +151,35 @@ def _no_constant(name: str) -> Any:
     raise JSONTextError(f"{name} is not a JSON number")
 
 
-def loads(text: str | bytes) -> Any:
-    """Strict JSON (see the module text); raises `JSONTextError` saying why and where `text` is not accepted."""
+def loads(text: str | bytes, *, whole: str = "the input") -> Any:
+    """Strict JSON (see the module text); raises `JSONTextError` saying why and where `text` is not accepted
+    (`whole` names what `text` is in a message about a byte offset, e.g. "the line")."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return _loads_slow(text)
+        return _loads_slow(text, whole)
     if len(text) > MAX_DEPTH:
         brackets = text.count("[") + text.count("{") if isinstance(text, str) else text.count(b"[") + text.count(b"{")
         if brackets > MAX_DEPTH and value_problem(value, "") is not None:
-            return _loads_slow(text)
+            return _loads_slow(text, whole)
     return value
 
 
-def _loads_slow(text: str | bytes) -> Any:
+def _loads_slow(text: str | bytes, whole: str) -> Any:
     """What orjson refused, told apart: bytes that are not UTF-8, bad JSON, or JSON breaking the rule."""
     if isinstance(text, bytes):
         raw = text
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise JSONTextError(undecodable(raw)) from None
+            raise JSONTextError(undecodable(raw, whole)) from None
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise JSONTextError(f"it is nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise JSONTextError(exc.msg, exc.lineno, exc.colno) from None
-    found = value_problem(value, "")
+    found = value_problem(value, "", escapes=True)
     if found is not None:
         field, problem = found
         raise JSONTextError(f"'{field}' {problem}" if field else f"it {problem}")

@@ -194,6 +194,14 @@ def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str
     return ordered
 
 
+def unknown_sample_keys(sample: Any) -> list[str]:
+    """Keys of a structured `sample` that no hosted sample has (§5.4): passed on, but most likely a typo
+    (`output_txt`), which leaves the real key derived from the others."""
+    if not isinstance(sample, Mapping):
+        return []
+    return [k for k in sample if k not in SAMPLE_KEYS and k not in ("model", "input_tools")]
+
+
 class Namespaces:
     """What one grade reads: `sample` (§5.4) and `item` (§5.3)."""
 

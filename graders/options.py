@@ -513,7 +513,7 @@ def _set(node: Any, parts: list[str], value: Any, dotted: str, depth: int = 0) -
     name = parts[depth]
     fields = {f.name: f for f in node._fields}
     if name not in fields:
-        raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 1])!r})")
+        raise OptionError(_unknown(dotted, parts, depth))
     current = getattr(node, name)
     if depth == len(parts) - 1:
         if isinstance(current, _Group):
@@ -521,8 +521,18 @@ def _set(node: Any, parts: list[str], value: Any, dotted: str, depth: int = 0) -
         hint = _hints(type(node))[name]
         return node.replace(**{name: _check(value, hint, fields[name], dotted)})
     if not isinstance(current, _Group):
-        raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 2])!r})")
+        raise OptionError(f"unknown option {dotted!r} ({'.'.join(parts[: depth + 1])!r} is an option, not a group)")
     return node.replace(**{name: _set(current, parts, value, dotted, depth + 1)})
+
+
+def _unknown(dotted: str, parts: list[str], depth: int) -> str:
+    """`unknown option 'a.b.c'`, saying which group lacks which name, and the nearest real names."""
+    import difflib
+
+    where = f" ({'.'.join(parts[:depth])!r} has no {parts[depth]!r})" if depth else ""
+    near = difflib.get_close_matches(dotted, list(Options().flat()), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else "; `graders options` lists them all"
+    return f"unknown option {dotted!r}{where}{hint}"
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -326,10 +326,22 @@ def _preprocess(data: Mapping[str, Any], options: Options) -> dict[str, Any]:
     return out
 
 
+def _check_json(grader: Any) -> None:
+    """Before any check walks the config: it must be JSON the engine can hold (§5.7), so a field nested thousands
+    of levels deep, a NaN or a lone surrogate is a 400 naming it rather than a crash deep inside."""
+    from ._json import value_problem
+
+    found = value_problem(grader, "") if isinstance(grader, Mapping) else None
+    if found is not None:
+        path, problem = found
+        raise invalid_value(path or "grader", f"{problem.removeprefix('is ')}.")
+
+
 def parse_grader(grader: Any, options: Options | None = None, *, context: Context = "run") -> GraderConfig:
     """Validate a grader config (§12.2 checks 1-10, first failure wins) and return its typed form."""
     options = options or Options()
     allowed = TOP_LEVEL_TYPES if context == "run" else EVALS_TYPES
+    _check_json(grader)
     _check_types(grader, "", allowed, context)  # 1
     data = _preprocess(grader, options)
     config = parse_config(data)  # 2, 3

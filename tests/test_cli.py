@@ -90,7 +90,7 @@ def test_batch_marks_bad_rows_and_goes_on(tmp_path, capsys):
         (b"{not json", "is not valid JSON"),
         (b"\xff\xfe\x00", "is not valid UTF-8"),
         (b"[1, 2]", "must hold a JSON object"),
-        (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+        (b"[" * 100000 + b"]" * 100000, "nested deeper than 200 levels"),
     ],
 )
 def test_bad_grader_files_one_clear_line(tmp_path, capsys, content, message):
@@ -148,6 +148,17 @@ INVALID = ROOT / "fixtures" / "graders" / "invalid"
 def test_validate_rejects_each_invalid_fixture_with_its_param(name, param):
     code, out = cli("validate", str(INVALID / name))
     assert code == 1 and json.loads(out)["error"]["param"] == param
+
+
+def test_validate_prints_a_warning_line_for_a_source_that_does_not_load_U47(capsys):
+    """U47 `warn`: exit 0 with the hosted echo on stdout and the problem on stderr; `error` is the 400 (exit 1)."""
+    grader = INVALID / "python_grade_one_argument.json"
+    code, out = cli("validate", str(grader))
+    err = capsys.readouterr().err
+    assert code == 0 and json.loads(out)["grader"]["name"] == "one_arg"
+    assert err.startswith("graders: warning: source: grade must take exactly two positional arguments")
+    code, out = cli("validate", str(grader), "-o", "validate.python_compile_check=error")
+    assert code == 1 and json.loads(out)["error"]["param"] == "source"
 
 
 def test_parity_command_reports_and_sets_exit_status(tmp_path):

@@ -108,13 +108,13 @@ COUNTER = "calls = []\n\ndef grade(sample, item):\n    calls.append(1)\n    retu
 
 def test_warm_workers_keep_module_state_between_samples():
     compiled = graders.compile({"type": "python", "source": COUNTER}, Options().with_values({"python.workers": 1}))
-    assert [r.reward for r in compiled.run_many(["a", "b", "c"])] == [1.0, 2.0, 3.0]
+    assert [r.reward for r in compiled.run_many([{"model_sample": s} for s in ["a", "b", "c"]])] == [1.0, 2.0, 3.0]
 
 
 def test_fresh_process_mode_carries_no_state_between_samples():
     opts = Options().with_values({"python.workers": 1, "python.fresh_process": True})
     compiled = graders.compile({"type": "python", "source": COUNTER}, opts)
-    assert [r.reward for r in compiled.run_many(["a", "b", "c"])] == [1.0, 1.0, 1.0]
+    assert [r.reward for r in compiled.run_many([{"model_sample": s} for s in ["a", "b", "c"]])] == [1.0, 1.0, 1.0]
     assert compiled.run("d").reward == 1.0
 
 
@@ -126,7 +126,7 @@ def test_fresh_process_mode_reports_exits_and_timeouts_per_row():
         "    return 0.25\n"
     )
     opts = Options().with_values({"python.workers": 1, "python.fresh_process": True, "python.timeout_s": 1})
-    out = graders.compile({"type": "python", "source": source}, opts).run_many(["ok", "exit", "hang", "ok"])
+    out = graders.compile({"type": "python", "source": source}, opts).run_many([{"model_sample": s} for s in ["ok", "exit", "hang", "ok"]])
     assert [r.reward for r in out] == [0.25, 0.0, 0.0, 0.25]
     assert "exited with status 3" in out[1].errors["python_grader_runtime_error_details"]
     assert "exceeded 1 s" in out[2].errors["python_grader_runtime_error_details"]

@@ -174,7 +174,7 @@ def test_python_compile_check_warns_beside_the_echo_by_default_U47(source):
 
 def test_a_source_that_does_not_compile_scores_zero_on_every_row_U47():
     """What the hosted run did with it: every row a python_grader_runtime_error with reward 0."""
-    responses = graders.compile({"type": "python", "source": BAD_SOURCES["bad_indentation"]}).run_many(["a", "b"])
+    responses = graders.compile({"type": "python", "source": BAD_SOURCES["bad_indentation"]}).run_many([{"model_sample": s} for s in ["a", "b"]])
     assert [r.reward for r in responses] == [0.0, 0.0]
     assert all("IndentationError" in r.errors["python_grader_runtime_error_details"] for r in responses)
 
