@@ -86,7 +86,7 @@ def test_flipping_options_names_the_value_that_agrees():
     assert not row.ok and "text_similarity.fuzzy_match.scorer='wratio_dp'" in row.agrees_with
     assert any(c.startswith("text_similarity.fuzzy_match.scorer='partial'") for c in row.changed_by)
     assert row.difference == abs(row.local_reward - row.recorded_reward) and report.max_difference == row.difference
-    assert report.agreement == 0.0 and "agrees with: text_similarity.fuzzy_match.scorer='wratio_dp'" in report.summary()
+    assert report.agreement == 0.0 and "agrees with: text_similarity.fuzzy_match.scorer='wratio', text_similarity.fuzzy_match.scorer='wratio_dp'" in report.summary()
 
 
 def test_recorded_refusal_must_be_refused_locally_with_the_same_param():
