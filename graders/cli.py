@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .engine import CompiledGrader
-from .errors import GraderValidationError
+from .errors import BadRow, GraderValidationError
 from .options import OptionError, Options, describe_options, parse_option_assignment
 from .response import FLAG_KEYS, GraderRunResponse
 from .validation import validate
@@ -146,7 +146,11 @@ def _explain_details(details: dict[str, Any], indent: str) -> list[str]:
     for key, value in details.items():
         if key in ("error", "traceback"):
             continue
-        if key == "sub_graders" and isinstance(value, dict):
+        if key == "formula" and isinstance(value, dict):
+            variables = ", ".join(f"{k} = {v!r}" for k, v in (value.get("variables") or {}).items())
+            lines.append(f"{indent}calculate_output: {value.get('calculate_output')}")
+            lines.append(f"{indent}  with {variables}: {value.get('result')!r}")
+        elif key == "sub_graders" and isinstance(value, dict):
             lines.append(f"{indent}sub-graders:")
             for sub_key, sub in value.items():
                 flags = [k for k in FLAG_KEYS if (sub.get("errors") or {}).get(k)]
@@ -207,9 +211,10 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _rows(path: str, what: str) -> Iterator[Any]:
-    """The JSONL cases or rows of a parity run: a line that is not strict JSON is unusable input (exit 2), since
-    a recorded suite with a line missing would report agreement on what is left."""
+def _rows(path: str, what: str, *, strict: bool = True) -> Iterator[Any]:
+    """The JSONL cases or rows of a parity run. In a cases file a line that is not strict JSON is unusable input
+    (exit 2), since a suite with a line missing would report agreement on what is left; in the rows to record
+    (`strict=False`) it is a `BadRow`, recorded as not sent."""
     from ._json import JSONTextError, loads
 
     handle = sys.stdin.buffer if path == "-" else None
@@ -225,7 +230,11 @@ def _rows(path: str, what: str) -> Iterator[Any]:
                 yield loads(line)
             except JSONTextError as exc:
                 where = f" at column {exc.colno}" if exc.colno else ""
-                raise InputError(f"{what} {path!r}: line {number} is not valid JSON: {exc.msg}{where}") from None
+                reason = f"line {number} is not valid JSON: {exc.msg}{where}"
+                if not strict:
+                    yield BadRow(reason)
+                    continue
+                raise InputError(f"{what} {path!r}: {reason}") from None
 
 
 def _batch_job(args: argparse.Namespace, grader: Any, data: str, layout: Any) -> Any:
@@ -360,7 +369,7 @@ def cmd_parity_record(args: argparse.Namespace, out: TextIO) -> int:
 
     grader = _load_grader(args.grader)
     api_key = os.environ.get(args.api_key_env) or None
-    rows = list(_rows(args.data, "data file"))
+    rows = list(_rows(args.data, "data file", strict=False))
 
     async def record() -> list[dict[str, Any]]:
         client = GradersClient(

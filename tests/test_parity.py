@@ -43,7 +43,7 @@ def test_option_flip_changes_the_verdict():
     case = copy.deepcopy(load()[3])
     case["item"] = {}
     case["response"]["reward"] = 0.0
-    case["response"]["sub_rewards"] = case["response"]["metadata"]["scores"] = {"exact": 0.0, "mentions": 0.0, "no_apology": 1.0}
+    case["response"]["sub_rewards"] = case["response"]["metadata"]["scores"] = {"exact": 0.0, "mentions": 0.0, "apology": 0.0}
     case["response"]["metadata"]["errors"]["invalid_variable_error"] = True
     case["response"]["metadata"]["errors"]["invalid_variable_error_details"] = "exact: …"
     assert not check_cases([case]).ok

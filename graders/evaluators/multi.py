@@ -73,6 +73,12 @@ class _Combiner:
         if self._explain or errors:
             details = {"sub_graders": {k: _sub_detail(o) for k, o in outcomes.items()}}
         score, formula_problem = self._score(outcomes, errors is not None)
+        if self._explain and details is not None:
+            details["formula"] = {
+                "calculate_output": self.config.calculate_output,
+                "variables": {k: o.score for k, o in outcomes.items()},
+                "result": score if formula_problem is None else formula_problem[1],
+            }
         if formula_problem is not None:
             flag, text = formula_problem
             errors = errors if errors is not None else {}
