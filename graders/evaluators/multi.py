@@ -44,6 +44,7 @@ class _Combiner:
         self._first_model = options.multi.sampled_model_name == "first"
         self._eval_flag = options.formula.eval_error_flag
         self._explain = options.explain
+        self._source = config.calculate_output
         try:
             self._formula = parse_formula(config.calculate_output, options.formula, frozenset(config.graders))
             self._formula_error: str | None = None
@@ -75,7 +76,7 @@ class _Combiner:
         score, formula_problem = self._score(outcomes, errors is not None)
         if self._explain and details is not None:
             details["formula"] = {
-                "calculate_output": self.config.calculate_output,
+                "calculate_output": self._source,
                 "variables": {k: o.score for k, o in outcomes.items()},
                 "result": score if formula_problem is None else formula_problem[1],
             }
