@@ -62,3 +62,46 @@ class GradersServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PlaygroundServer:
+    """`graders ui --no-browser FILES...` as a real child process: `url` is what it printed (with the key in its
+    fragment), `root` the server's address and `key` the key it made."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, no_browser: bool = True) -> None:
+        self._err = tempfile.TemporaryFile(mode="w+")
+        command = [sys.executable, "-m", "graders.cli", "ui", *(["--no-browser"] if no_browser else []), *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._err, text=True, bufsize=1, env={**os.environ, **(env or {})})
+        line = self.process.stdout.readline().strip() if self.process.stdout else ""
+        if not line.startswith("http://") or "/#key=" not in line:
+            self.close()
+            raise RuntimeError(f"graders ui did not start (said {line!r}; stderr: {self.stderr()[-2000:]})")
+        self.url = line
+        self.root, self.key = line.split("/#key=", 1)
+
+    def stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read()
+
+    def post(self, path: str, body: Any, *, key: bool = True, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.key}"} if key else {}
+        headers.update(kwargs.pop("headers", {}))
+        return httpx.post(self.root + path, json=body, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+        self._err.close()
+
+    def __enter__(self) -> PlaygroundServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
