@@ -124,10 +124,16 @@ def test_requests_in_flight_are_bounded_on_playground_routes_too():
     with GradersServer("--max-in-flight", "1", "--api-key", "k") as srv:
         headers = {"Authorization": "Bearer k"}
         first: dict[str, Any] = {}
-        thread = threading.Thread(target=lambda: first.update(r=srv.post("/playground/run", {"grader": slow, "model_sample": "x"}, headers=headers)))
+
+        def slow_run() -> None:  # retried while one of the probes below holds the only slot
+            while (answer := srv.post("/playground/run", {"grader": slow, "model_sample": "x"}, headers=headers)).status_code == 429:
+                time.sleep(0.01)
+            first["r"] = answer
+
+        thread = threading.Thread(target=slow_run)
         thread.start()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and thread.is_alive():
             second = srv.post("/playground/info", {}, headers=headers)
             if second.status_code == 429:
                 break
@@ -316,6 +322,26 @@ def test_an_unreadable_line_is_shown_as_such_and_costs_only_its_row(tmp_path):
         rowfile.line(6)
 
 
+def test_a_real_batch_output_is_read_with_the_layout_its_sidecar_records(tmp_path):
+    """`graders batch --with-input --sample-field` writes the rows as read; re-grading maps them as rescore would."""
+    from graders.cli import main
+
+    data = _write(tmp_path / "rows.jsonl", [{"out": {"text": "paris" if i % 2 else "Paris"}, "answer": "Paris"} for i in range(20)])
+    grader = tmp_path / "exact.json"
+    grader.write_text(json.dumps(EXACT))
+    with_input, wire = tmp_path / "with_input.jsonl", tmp_path / "wire.jsonl"
+    assert main(["batch", str(grader), str(data), "--out", str(with_input), "--with-input", "--sample-field", "out.text", "--quiet"]) == 0
+    assert main(["batch", str(grader), str(data), "--out", str(wire), "--sample-field", "out.text", "--quiet"]) == 0
+    rowfile = RowFile(str(with_input), "0")
+    assert rowfile.kind == "with_input" and rowfile.summary()["a"]["mean"] == 0.5
+    assert rowfile.page(0, 2)["rows"][1]["sample"] == "paris"
+    assert rowfile.line(1)["input"] == {"model_sample": "paris", "item": {"out": {"text": "paris"}, "answer": "Paris"}}
+    with graders.compile({**EXACT, "operation": "ilike"}) as compiled:
+        rowfile.regrade(compiled, "ilike", lambda: False)
+    assert rowfile.summary(use_b=True)["changed"] == 10
+    assert RowFile(str(wire), "1").kind == "wire" and not RowFile(str(wire), "1").has_inputs
+
+
 def test_histogram_bins_put_the_top_edge_in_the_last_bin_and_widen_past_one():
     bins = histogram_bins(np.array([0.0, 0.05, 0.5, 1.0, np.nan]))
     assert bins.tolist() == [0, 1, 10, BINS - 1, -1]
@@ -365,8 +391,11 @@ def test_ui_opens_the_url_in_a_browser_when_there_is_one(tmp_path):
         assert seen.read_text().strip() == srv.url
 
 
-def test_ui_without_a_browser_still_serves_and_says_so(tmp_path):
-    with PlaygroundServer(env={"BROWSER": str(tmp_path / "no-such-browser"), "DISPLAY": ""}, no_browser=False) as srv:
+@pytest.mark.parametrize("browser", ["missing", "w3m"], ids=["no-browser", "text-mode-browser"])
+def test_ui_without_a_graphical_browser_still_serves_and_says_so(tmp_path, browser):
+    """No browser, or only one that would take over the terminal (never opened): the URL is printed, the server runs."""
+    command = str(tmp_path / "no-such-browser") if browser == "missing" else browser
+    with PlaygroundServer(env={"BROWSER": command, "DISPLAY": ""}, no_browser=False) as srv:
         deadline = time.monotonic() + 10
         while "no browser" not in srv.stderr() and time.monotonic() < deadline:
             time.sleep(0.05)

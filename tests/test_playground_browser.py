@@ -16,7 +16,8 @@ import pytest
 
 import graders
 from browser import console_problems, require_browser, start_browser
-from servers.graders_server import PlaygroundServer
+from servers.chat_server import RunningServer
+from servers.graders_server import GradersServer, PlaygroundServer
 
 require_browser()
 
@@ -72,7 +73,8 @@ def big_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ui() -> Any:
-    with PlaygroundServer() as srv:
+    """The playground with its judge pointed at the scripted chat server (tests/servers/chat_server.py)."""
+    with RunningServer() as chat, PlaygroundServer("-o", f"models.base_url={chat.base_url}", "-o", "models.max_retries=0") as srv:
         yield srv
 
 
@@ -217,6 +219,29 @@ def test_a_structured_sample_with_tool_calls_and_a_python_grader_show_their_deta
     driver.save_screenshot(str(shots / "playground-python.png"))
 
 
+JUDGE = {
+    "type": "score_model", "name": "judge", "model": "judge-model", "range": [0, 1],
+    "input": [{"role": "system", "content": "Grade the answer."}, {"role": "user", "content": "Answer: {{ sample.output_text }} #script {{ item.script }}"}],
+}
+
+
+def test_a_judge_shows_its_raw_reply_steps_and_token_usage(driver, ui):
+    open_page(driver, ui)
+    type_into(driver, "grader-text", json.dumps(JUDGE, indent=2))
+    wait(driver, lambda d: "Valid score_model" in css(d, "#grader-status").text)
+    css(driver, "#sample-kind-text").click()
+    type_into(driver, "sample-text", "Paris")
+    type_into(driver, "item-json", json.dumps({"script": {"result": 0.75, "usage": [12, 5, 0]}}))
+    assert run_and_read(driver) == 0.75
+    assert css(driver, "#result .judge-steps").text.strip().startswith("[")
+    assert css(driver, "#result .judge-response_format").text == "json_schema"
+    assert '"total_tokens": 17' in css(driver, "#result").text
+    type_into(driver, "item-json", json.dumps({"script": {"finish_reason": "length", "content": "The answer is partly"}}))
+    assert run_and_read(driver) == 0.0
+    assert css(driver, "#result .judge-raw").text == "The answer is partly"
+    assert css(driver, '#result .error-flag[data-flag="model_grader_exceeded_max_tokens_error"]').is_displayed()
+
+
 def test_the_grader_can_be_saved_as_a_file(driver, ui, downloads):
     open_page(driver, ui)
     load_example(driver, "exact_answer.json")
@@ -336,3 +361,17 @@ def test_keyboard_only_use_and_phone_width(driver, ui, shots):
     assert overflow <= 0, f"the page is {overflow} px wider than a phone screen"
     driver.save_screenshot(str(shots / "playground-phone.png"))
     driver.set_window_size(1280, 1000)
+
+
+def test_graders_serve_with_a_key_asks_for_it_once(driver):
+    with GradersServer("--api-key", "s3cret") as srv:
+        driver.get(srv.root + "/")
+        wait(driver, lambda d: css(d, "#key-dialog").get_attribute("open") is not None)
+        css(driver, "#key-input").send_keys("s3cret", Keys.ENTER)
+        wait(driver, lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+        assert "full isolation" in css(driver, "#server-status").text or "refused" in css(driver, "#server-status").text
+        load_example(driver, "exact_answer.json")
+        assert run_and_read(driver) == 1.0
+        # The one failed request is the first, keyless one, which is how the page learns that it needs the key.
+        problems = console_problems(driver)
+        assert len(problems) == 1 and "401" in problems[0]["message"], problems

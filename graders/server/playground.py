@@ -8,8 +8,8 @@ are public (they hold no data); every route below is a POST with a JSON body, so
 - `POST /playground/info`: the server's scoring options (the only ones the page may send), its body limit, how it
   runs python graders, the examples and the files `graders ui` opened.
 - `POST /playground/run`: `/run` with `explain` on, answering the wire response plus its local `details`.
-- `POST /playground/validate`, `/playground/run`: an invalid grader or request is a 200 `{"error": <envelope>}`
-  here (the page shows it in the editor; it is not a failure of the request).
+- `POST /playground/validate`: `/validate`. On every playground route an invalid grader or request is a 200
+  `{"error": <envelope>}` (the page shows it in the editor; it is not a failure of the request).
 - `POST /playground/grade`: `{"grader", "rows": [...], "options"?}` → one compact result per row, in order.
 - `POST /playground/file/{summary,page,row,regrade}`: an opened JSONL file, a page of rows at a time (`rowfile`).
 """
@@ -22,7 +22,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
@@ -33,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._json import dumps
+from ..engine import CompiledGrader
 from ..errors import GraderValidationError, invalid_type, invalid_value, missing
 from ..options import option_kind
 from ..response import FLAG_KEYS, GraderRunResponse
@@ -154,8 +156,17 @@ def _compact(response: GraderRunResponse) -> dict[str, Any]:
     return out
 
 
-def _as_error(exc: GraderValidationError) -> bytes:
-    return dumps(exc.envelope())
+def _envelope_on_error(work: Work) -> Work:
+    """`work` answering an invalid request with its envelope as a 200: the page shows it where the `param` points,
+    and a failed request would be logged by the browser as an error."""
+
+    async def answer(body: Any, deadline: float) -> bytes:
+        try:
+            return await work(body, deadline)
+        except GraderValidationError as exc:
+            return dumps(exc.envelope())
+
+    return answer
 
 
 class Playground:
@@ -169,17 +180,18 @@ class Playground:
         self._static = {name: _package_file("static", name).read_bytes() for name in (*ASSETS, "index.html")}
 
     def routes(self) -> dict[str, Work]:
-        """POST routes, by path, for the server's `GradingEndpoint` wrapper."""
-        return {
+        """POST routes, by path, for the server's `GradingEndpoint` wrapper; an invalid request answers its envelope."""
+        routes: dict[str, Work] = {
             "/playground/info": self.info,
-            "/playground/run": self.run,
-            "/playground/validate": self.validate,
+            "/playground/run": partial(self.service.run, details=True),
+            "/playground/validate": self.service.validate,
             "/playground/grade": self.grade,
             "/playground/file/summary": self.file_summary,
             "/playground/file/page": self.file_page,
             "/playground/file/row": self.file_row,
             "/playground/file/regrade": self.file_regrade,
         }
+        return {path: _envelope_on_error(work) for path, work in routes.items()}
 
     def page_routes(self) -> list[Route]:
         """`GET /` (the page) and its assets; all public."""
@@ -216,51 +228,35 @@ class Playground:
             "page_size_limit": MAX_PAGE,
         })
 
-    async def run(self, body: Any, deadline: float) -> bytes:
-        try:
-            return await self.service.run(body, deadline, details=True)
-        except GraderValidationError as exc:
-            return _as_error(exc)
-
-    async def validate(self, body: Any, deadline: float) -> bytes:
-        try:
-            return await self.service.validate(body, deadline)
-        except GraderValidationError as exc:
-            return _as_error(exc)
-
     # -- many samples -------------------------------------------------------------------------------------------
 
-    async def _graded(self, body: Any) -> tuple[Entry, Any]:
+    @asynccontextmanager
+    async def _compiled(self, body: Any) -> AsyncIterator[tuple[Entry, CompiledGrader]]:
+        """The cached compiled grader of a request's `grader` and scoring `options`, released on leaving."""
         if not isinstance(body, dict):
             raise invalid_type("body", "an object", body)
-        grader = body.get("grader")
-        if grader is None:
+        if body.get("grader") is None:
             raise missing("grader")
-        entry = await self.service.lease(grader, request_overrides(body.get("options")))
-        if entry.error is not None:
+        entry = await self.service.lease(body["grader"], request_overrides(body.get("options")))
+        try:
+            if entry.error is not None:
+                raise entry.error
+            assert entry.compiled is not None
+            yield entry, entry.compiled
+        finally:
             self.service.cache.release(entry)
-            raise entry.error
-        return entry, grader
 
     async def grade(self, body: Any, deadline: float) -> bytes:
         """Every row graded by one grader, compact results in order; a bad row costs only itself."""
-        try:
-            if isinstance(body, dict) and not isinstance(body.get("rows"), list):
-                raise invalid_type("rows", "an array", body.get("rows")) if "rows" in body else missing("rows")
-            entry, _ = await self._graded(body)
-        except GraderValidationError as exc:
-            return _as_error(exc)
-        try:
-            compiled = entry.compiled
-            assert compiled is not None
+        if isinstance(body, dict) and not isinstance(body.get("rows"), list):
+            raise invalid_type("rows", "an array", body.get("rows")) if "rows" in body else missing("rows")
+        async with self._compiled(body) as (entry, compiled):
             rows = body["rows"]
             if entry.mode == ASYNC:
                 responses = await asyncio.wait_for(compiled.arun_many(rows), deadline - time.monotonic())
             else:
                 responses = await self._in_thread(partial(compiled.run_many, rows), deadline)
             return dumps({"results": [_compact(r) for r in responses]})
-        finally:
-            self.service.cache.release(entry)
 
     # -- opened files -------------------------------------------------------------------------------------------
 
@@ -313,14 +309,8 @@ class Playground:
     async def file_regrade(self, body: Any, deadline: float) -> bytes:
         """Grade every input of a file with the given grader (column B); answers the comparison's summary."""
         rowfile = self._file(body)
-        try:
-            entry, grader = await self._graded(body)
-        except GraderValidationError as exc:
-            return _as_error(exc)
-        try:
-            compiled = entry.compiled
-            assert compiled is not None
-            key = hashlib.sha256(dumps([grader, body.get("options") or {}])).hexdigest()
+        async with self._compiled(body) as (_, compiled):
+            key = hashlib.sha256(dumps([body["grader"], body.get("options") or {}])).hexdigest()
             stop = threading.Event()
             try:
                 if not rowfile.regraded(key):
@@ -329,6 +319,4 @@ class Playground:
             except RowFileError as exc:
                 raise invalid_value("file", str(exc)) from None
             finally:
-                stop.set()
-        finally:
-            self.service.cache.release(entry)
+                stop.set()  # a regrade still running after a timeout stops at its next chunk

@@ -8,6 +8,9 @@ by how much a re-grade changed it) and gets only those. Opening reads one line, 
 - `compact`: `{"row", "reward", "flags"?, "sub_rewards"?}` lines (`graders batch --compact`);
 - `rows`: input rows (`{"model_sample" | "sample", "item"}` or bare strings) without responses.
 
+A `graders batch` output's sidecar (`OUT.meta.json`) names its output shape and input layout; with it, the inputs of
+a `--with-input` output are mapped to rows exactly as `graders rescore` maps them (`--sample-field`, RFT rows, …).
+
 The index of line offsets is built on first use (numpy over 16 MiB blocks, about 0.1 s per 100 MB); every row's
 reward and flags are read when a summary, a filter or a sort first needs them; a page reads only its own lines.
 `regrade` grades every input with another grader (the `B` column), so rows can be compared with what was recorded.
@@ -24,6 +27,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..batch.layout import Layout, RowError, RowMapper
+from ..batch.resume import read_meta
 from ..engine import CompiledGrader
 from ..errors import BadRow
 from ..response import DETAILS_KEY, FLAG_KEYS
@@ -92,10 +97,15 @@ class RowFile:
                 if line.strip():
                     first = line
                     break
+        meta = read_meta(self.path) or {}
+        layout = Layout.from_json(meta["layout"]) if isinstance(meta.get("layout"), dict) else None
         try:
-            self.kind = _kind_of(orjson.loads(first)) if first else "rows"
+            self.kind = layout.output if layout is not None else _kind_of(orjson.loads(first)) if first else "rows"
         except orjson.JSONDecodeError:
             raise ValueError(f"{path!r}: the first line is not JSON, so it is neither a batch output nor rows") from None
+        except TypeError:
+            raise ValueError(f"{path}.meta.json has a layout this version cannot read") from None
+        self._mapper = RowMapper(layout if layout is not None else Layout())
         self._lock = threading.Lock()
         self._starts: np.ndarray | None = None
         self._ends: np.ndarray | None = None
@@ -189,16 +199,15 @@ class RowFile:
             return self._rewards, self._masks
 
     def engine_row(self, value: Any, number: int) -> Any:
-        """The `{"model_sample" | "sample", "item"}` row a line's input is graded as, or a `BadRow` naming the line."""
+        """The row a line's input is graded as (mapped by the output's recorded layout), or a `BadRow` naming the line."""
         if self.kind == "with_input":
             if not isinstance(value, dict) or "input" not in value:
                 return BadRow(f"line {number} has no 'input'")
             value = value["input"]
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict) and ("model_sample" in value or "sample" in value):
-            return {k: value[k] for k in ("model_sample", "sample", "item", "reference_answer") if k in value}
-        return BadRow(f"line {number}: the input has no 'model_sample' or 'sample'")
+        try:
+            return self._mapper.row(value)
+        except (RowError, ValueError, TypeError) as exc:
+            return BadRow(f"line {number}: {exc}")
 
     def _inputs(self) -> Iterator[Any]:
         for number, raw in enumerate(self._all_lines(), 1):
@@ -330,7 +339,8 @@ class RowFile:
         except orjson.JSONDecodeError as exc:
             return {**entry, "reward": None, "flags": [UNREADABLE], "error": f"line {index + 1} is not valid JSON: {exc}"}
         if self.has_inputs:
-            entry["sample"] = _snippet(value.get("input") if self.kind == "with_input" and isinstance(value, dict) else value)
+            row = self.engine_row(value, index + 1)
+            entry["sample"] = None if isinstance(row, BadRow) else _snippet(row)
         if self.kind == "with_input" and isinstance(value, dict):
             entry["id"] = value.get("id")
         if not self.recorded:

@@ -99,6 +99,13 @@
     return data;
   }
 
+  /* `api` for answers that must not be an error envelope (playground routes answer an invalid request that way). */
+  async function apiChecked(path, body) {
+    const answer = await api(path, body);
+    if (answer && answer.error) throw new ApiError(400, answer, "");
+    return answer;
+  }
+
   /* A body whose `grader` is the editor's text verbatim (already checked to be one JSON value). */
   function withGrader(graderText, rest) {
     const tail = JSON.stringify(rest);
@@ -437,8 +444,7 @@
       option.row.hidden = !visible;
       if (visible) shown++;
     }
-    $("options").dataset.shown = String(shown);
-    if (!shown) $("options").dataset.empty = "true"; else delete $("options").dataset.empty;
+    $("options-empty").hidden = shown > 0;
   }
 
   /* ---------- validation as you type ---------- */
@@ -963,8 +969,7 @@
       const options = changedOptions();
       const flush = async () => {
         if (!chunk.length) return;
-        const answer = await api("/playground/grade", withGrader(graderText, { rows: chunk, options }));
-        if (answer.error) throw new ApiError(400, answer, "");
+        const answer = await apiChecked("/playground/grade", withGrader(graderText, { rows: chunk, options }));
         answer.results.forEach((r, k) => { results[indices[k]] = r; });
         onProgress(indices[indices.length - 1] + 1);
         chunk = []; indices = []; size = 0;
@@ -1058,16 +1063,14 @@
       this.recorded = desc.recorded;
     }
     page(q) {
-      return api("/playground/file/page", { file: this.desc.file, start: q.start, count: PAGE, flag: q.flag, bin: q.bin, sort: q.sort, changed: q.changed, compare: this.compare });
+      return apiChecked("/playground/file/page", { file: this.desc.file, start: q.start, count: PAGE, flag: q.flag, bin: q.bin, sort: q.sort, changed: q.changed, compare: this.compare });
     }
-    summary() { return api("/playground/file/summary", { file: this.desc.file, compare: this.compare }); }
-    async regrade(graderText) {
-      const answer = await api("/playground/file/regrade", withGrader(graderText, { file: this.desc.file, options: changedOptions() }));
-      if (answer.error) throw new ApiError(400, answer, "");
-      return answer;
+    summary() { return apiChecked("/playground/file/summary", { file: this.desc.file, compare: this.compare }); }
+    regrade(graderText) {
+      return apiChecked("/playground/file/regrade", withGrader(graderText, { file: this.desc.file, options: changedOptions() }));
     }
     async open(index) {
-      const answer = await api("/playground/file/row", { file: this.desc.file, row: index });
+      const answer = await apiChecked("/playground/file/row", { file: this.desc.file, row: index });
       const body = h("div");
       if (answer.problem) body.append(h("p", { class: "validation error", text: answer.problem }));
       const line = answer.line;
