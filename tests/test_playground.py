@@ -16,12 +16,15 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import graders
 from graders.options import option_kind
 from graders.response import ERROR_KEYS
 from graders.server.playground import examples
 from graders.server.request_options import SCORING_OPTIONS
+from graders.server import rowfile as rowfile_module
 from graders.server.rowfile import BINS, RowFile, RowFileError, histogram_bins
 from servers.graders_server import GradersServer, PlaygroundServer
 
@@ -262,6 +265,22 @@ def test_a_file_is_indexed_lazily_and_blank_lines_are_not_rows(tmp_path):
     assert rowfile._rewards is None  # a plain page reads only its lines
     assert page["total"] == 31 and [r["row"] for r in page["rows"]] == [28, 29, 30]
     assert page["rows"][2] == {"row": 30, "sample": "Paris", "id": None, "reward": 1.0, "flags": [], "sub_rewards": {}, "error": None}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.binary(max_size=80).map(lambda b: bytes(b"ab \t\n\r\x0b\x0c"[x % 8] for x in b)), block=st.integers(1, 9))
+def test_the_index_skips_exactly_the_lines_bytes_strip_calls_blank(tmp_path, monkeypatch, text, block):
+    """Blank lines are not rows, across block boundaries too: the index agrees with `bytes.strip` line by line."""
+    monkeypatch.setattr(rowfile_module, "BLOCK", block)
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"{}\n" + text)
+    expected, at = [], 0
+    for line in path.read_bytes().split(b"\n"):
+        if line.strip():
+            expected.append((at, at + len(line)))
+        at += len(line) + 1
+    starts, ends = RowFile(str(path), "0")._index()
+    assert list(zip(starts.tolist(), ends.tolist())) == expected
 
 
 def test_a_file_filters_by_flag_sorts_by_reward_and_selects_a_histogram_bin(tmp_path):

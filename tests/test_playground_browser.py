@@ -129,6 +129,14 @@ def reward_text_changes(driver: Any, before: str) -> float:
     return float(css(driver, "#result .reward").text)
 
 
+def tall_screenshot(driver: Any, path: Path) -> None:
+    """A screenshot of the top of the page in a window tall enough to show the rows table."""
+    driver.set_window_size(1280, 1500)
+    driver.execute_script("window.scrollTo(0, 0)")
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 1000)
+
+
 def type_into(driver: Any, element_id: str, text: str) -> None:
     area = css(driver, f"#{element_id}")
     area.click()
@@ -276,6 +284,9 @@ def test_upload_a_thousand_rows_filter_by_an_error_flag_and_compare_two_versions
     rows = tmp_path / "rows.jsonl"
     flagged, changed = _upload_rows(rows, 1000)
     css(driver, "#tab-rows").click()
+    css(driver, 'button[data-rows="capitals.jsonl"]').click()  # example rows go through the paste box
+    wait(driver, lambda d: "Graded 5 rows of capitals.jsonl" in css(d, "#rows-status").text)
+    assert css(driver, "#rows-text").get_attribute("value").count("\n") == 5
     css(driver, "#rows-file").send_keys(str(rows))
     wait(driver, lambda d: "Graded 1,000 rows" in css(d, "#rows-status").text)
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#summary svg rect.bar"))
@@ -304,7 +315,7 @@ def test_upload_a_thousand_rows_filter_by_an_error_flag_and_compare_two_versions
     assert f"of {changed}" in css(driver, "#page-info").text
     first = driver.find_elements(By.CSS_SELECTOR, "#rows-body tr")[0]
     assert [c.text for c in first.find_elements(By.CSS_SELECTOR, ".reward-a, .reward-b, .change")] == ["0", "1", "+1"]
-    driver.save_screenshot(str(shots / "playground-compare.png"))
+    tall_screenshot(driver, shots / "playground-compare.png")
 
 
 def test_a_batch_output_of_100k_rows_loads_only_the_rows_it_shows(driver, big_ui, big_output, shots):
@@ -331,8 +342,7 @@ def test_a_batch_output_of_100k_rows_loads_only_the_rows_it_shows(driver, big_ui
     css(driver, "#row-dialog-close").click()
     Select(css(driver, "#filter-flag")).select_by_value("")
     wait(driver, lambda d: "of 100,000" in css(d, "#page-info").text)
-    driver.execute_script("window.scrollTo(0, 0)")
-    driver.save_screenshot(str(shots / "playground-rows.png"))
+    tall_screenshot(driver, shots / "playground-rows.png")
     assert first_page < 10, f"first page of a 100k-row output took {first_page:.1f} s"
     print(f"100k-row output: first page in {first_page * 1000:.0f} ms, {transferred} bytes of rows fetched")
 
