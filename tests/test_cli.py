@@ -167,9 +167,10 @@ def test_validate_rejects_each_invalid_fixture_with_its_param(name, param):
     assert code == 1 and json.loads(out)["error"]["param"] == param
 
 
-def test_validate_prints_a_warning_line_for_a_source_that_does_not_load_U47(capsys):
+def test_validate_prints_a_warning_line_for_a_source_that_does_not_load_U47(capsys, tmp_path):
     """U47 `warn`: exit 0 with the hosted echo on stdout and the problem on stderr; `error` is the 400 (exit 1)."""
-    grader = INVALID / "python_grade_one_argument.json"
+    grader = tmp_path / "one_arg.json"
+    grader.write_text(json.dumps({"type": "python", "name": "one_arg", "source": "def grade(sample):\n    return 1.0\n"}))
     code, out = cli("validate", str(grader))
     err = capsys.readouterr().err
     assert code == 0 and json.loads(out)["grader"]["name"] == "one_arg"
