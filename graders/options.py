@@ -415,6 +415,19 @@ class ModelEndpoint(_Group):
     api_key: str | None = bounded(None, secret=True)
     """Key for this endpoint; None sends no key when `base_url` is overridden (the default key never leaks to
     another server), else keeps `models.api_key`. Recorded by `flat()`, so prefer keyless local servers."""
+    api_style: Literal["openai", "azure"] | None = None
+    """How requests are addressed and signed (see `models.api_style`); None keeps `models.api_style`, or "openai"
+    when `base_url` is overridden (a server of its own inherits nothing from the default one)."""
+    api_version: str | None = None
+    """Azure's `api-version` for these models; None keeps `models.api_version`."""
+    deployment: str | None = None
+    """Azure deployment serving these models (`api_style: "azure"` only); None uses the grader's model name."""
+    max_rpm: int | None = bounded(None, ge=1)
+    """Requests per minute for these models, a budget of their own; None keeps `models.max_rpm` (none when
+    `base_url` is overridden)."""
+    max_tpm: int | None = bounded(None, ge=1)
+    """Tokens per minute for these models, a budget of their own; None keeps `models.max_tpm` (none when
+    `base_url` is overridden)."""
 
 
 class ModelClientOptions(_Group):
@@ -441,6 +454,20 @@ class ModelClientOptions(_Group):
     response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
     """auto: strict json_schema, falling back to json_object then text after a rejection (remembered per
     endpoint+model); the others force one mode."""
+    transport: Literal["lean", "openai_sdk"] = "lean"
+    """HTTP client: `lean` (keep-alive HTTP/1.1 on asyncio, the fast path) or `openai_sdk` (the official SDK,
+    for HTTP proxies, HTTP/2 or anything else the lean client does not cover)."""
+    api_style: Literal["openai", "azure"] = "openai"
+    """`openai`: `{base_url}/chat/completions` with `Authorization: Bearer`; `azure`: Azure OpenAI's
+    `{base_url}/openai/deployments/{deployment}/chat/completions?api-version=...` with an `api-key` header."""
+    api_version: str = "2024-10-21"
+    """Azure's `api-version` query parameter (`api_style: "azure"` only)."""
+    max_rpm: int | None = bounded(None, ge=1)
+    """Requests per minute per endpoint (every attempt counts), shared by everything in the process calling it;
+    None: no limit. The burst is at most one second's share (1/60 of the limit)."""
+    max_tpm: int | None = bounded(None, ge=1)
+    """Tokens per minute per endpoint: each request is counted before it is sent as its text's characters / 4
+    plus its completion cap, then corrected from the reply's usage; None: no limit."""
 
 
 class Options(_Group):
