@@ -76,10 +76,12 @@ class Endpoint:
             wait = await rate.acquire(estimate)
             queued = time.perf_counter()
             await self.slots.acquire()
-            sent = time.perf_counter()
-            wait += sent - queued
-            waited += wait
             try:
+                if rate.paused_until:
+                    await rate.hold()
+                sent = time.perf_counter()
+                wait += sent - queued
+                waited += wait
                 reply = await self.transport.post_json(path, body, policy.timeout_s)
             except NoReply as exc:
                 STATS.attempt(model, retry=attempt > 1, rate_limited=False, wait_s=wait, latency_s=time.perf_counter() - sent)

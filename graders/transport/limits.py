@@ -5,14 +5,15 @@ object (a lock, monotonic timestamps), so every sample, sub-grader, loop and thr
 from the same budget and it is never multiplied.
 
 Each limit is a GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp): a request of cost
-`c` moves the bucket's "theoretical arrival time" `tat` on by `c × 60 / limit` seconds and may start once
-`tat - burst` is past, where `burst` is one second (1/60 of the limit can go at once). Waiting requests hold
-reservations in arrival order, so the pace is even and nobody starves. A request's token cost is estimated
-before it is sent (text characters / 4 plus its completion cap, no tokenizer: none can be downloaded at run
-time) and corrected once the reply's usage is known.
+`c` moves the bucket's "theoretical arrival time" `tat` on by `c × 60 / limit` seconds and may go once
+`tat - burst` is past, where `burst` is one second (at most 1/60 of the limit goes at once). Waiting requests
+queue in arrival order and only the first one watches the clock, so a long queue costs nothing and nobody
+starves. A request's token cost is estimated before it is sent (text characters / 4 plus its completion cap, no
+tokenizer: none can be downloaded at run time) and corrected once the reply's usage is known; since queued
+requests are admitted against the bucket as it is when their turn comes, corrections reach them too.
 
-A 429 (with `Retry-After`, or the retry delay when it has none) pauses the whole budget: requests waiting for a
-slot inside the pause take a fresh one after it, so the pace after a pause is the limit's, not a stampede.
+A 429 (with `Retry-After`, or the retry delay when it has none) pauses the whole budget: nothing is admitted or
+sent until the pause is over, and then the queue goes on at the limit's pace, not as a stampede.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from .routing import RateLimits, Route
@@ -38,14 +40,12 @@ class _Gcra:
         self.tolerance = max(0.0, BURST_S - self.interval)
         self.tat = 0.0
 
-    def take(self, cost: float, earliest: float) -> float:
-        """Reserve `cost` units; returns when the request may start (never before `earliest`)."""
-        tat = max(self.tat, earliest)
-        self.tat = tat + cost * self.interval
-        return max(earliest, tat - self.tolerance)
+    def opens(self) -> float:
+        """When the next request may go."""
+        return self.tat - self.tolerance
 
-    def give_back(self, cost: float) -> None:
-        self.tat -= cost * self.interval
+    def take(self, cost: float, now: float) -> None:
+        self.tat = max(self.tat, now) + cost * self.interval
 
 
 class RateLimiter:
@@ -57,61 +57,86 @@ class RateLimiter:
         self._requests = _Gcra(limits.max_rpm) if limits.max_rpm else None
         self._tokens = _Gcra(limits.max_tpm) if limits.max_tpm else None
         self._limited = self._requests is not None or self._tokens is not None
+        self._queue: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self.paused_until = 0.0
-        self._pauses = 0
 
-    def _reserve(self, tokens: float, now: float) -> float:
-        with self._lock:
-            start = max(now, self.paused_until)
-            if self._requests is not None:
-                start = max(start, self._requests.take(1, start))
-            if self._tokens is not None:
-                start = max(start, self._tokens.take(tokens, start))
-            return start
+    def _opens(self, now: float) -> float:
+        start = max(now, self.paused_until)
+        if self._requests is not None:
+            start = max(start, self._requests.opens())
+        if self._tokens is not None:
+            start = max(start, self._tokens.opens())
+        return start
 
-    def _give_back(self, tokens: float) -> None:
-        with self._lock:
-            if self._requests is not None:
-                self._requests.give_back(1)
-            if self._tokens is not None:
-                self._tokens.give_back(tokens)
+    def _leave(self, turn: asyncio.Future[None]) -> None:
+        """Take `turn` out of the queue (under the lock); if it was first, hand the turn to the next waiter."""
+        if not (self._queue and self._queue[0][1] is turn):
+            self._queue = deque(entry for entry in self._queue if entry[1] is not turn)
+            return
+        self._queue.popleft()
+        while self._queue:
+            loop, nxt = self._queue[0]
+            try:
+                loop.call_soon_threadsafe(_give_turn, nxt)
+                return
+            except RuntimeError:  # that waiter's loop is closed: it will never run
+                self._queue.popleft()
 
     async def acquire(self, tokens: float) -> float:
-        """Wait until a request costing `tokens` (estimated) may be sent; returns the seconds waited."""
-        now = time.monotonic()
-        if not self._limited and self.paused_until <= now:
+        """Wait until a request costing `tokens` (estimated) may be sent, and count it; returns the seconds
+        waited."""
+        began = time.monotonic()
+        if not self._limited and self.paused_until <= began:
             return 0.0
-        began = now
-        start = self._reserve(tokens, now)
-        pauses = self._pauses
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            self._queue.append((loop, turn))
+            first = len(self._queue) == 1
         try:
+            if not first:
+                await turn
             while True:
-                delay = start - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
                 now = time.monotonic()
-                if self._pauses == pauses or self.paused_until <= now:
-                    return now - began
-                pauses = self._pauses  # a pause began while this request waited: a new slot after it
-                self._give_back(tokens)
-                start = self._reserve(tokens, now)
-        except asyncio.CancelledError:
-            self._give_back(tokens)
+                with self._lock:
+                    start = self._opens(now)
+                    if start <= now:
+                        if self._requests is not None:
+                            self._requests.take(1, now)
+                        if self._tokens is not None:
+                            self._tokens.take(tokens, now)
+                        self._leave(turn)
+                        return now - began
+                await asyncio.sleep(start - now)
+        except BaseException:
+            with self._lock:
+                self._leave(turn)
             raise
+
+    async def hold(self) -> float:
+        """Wait out a pause that began after this request was admitted; returns the seconds waited."""
+        began = now = time.monotonic()
+        while self.paused_until > now:
+            await asyncio.sleep(self.paused_until - now)
+            now = time.monotonic()
+        return now - began
 
     def correct(self, delta_tokens: float) -> None:
         """Count `delta_tokens` more (or fewer) than estimated for a request already sent."""
         if self._tokens is not None and delta_tokens:
             with self._lock:
-                self._tokens.give_back(-delta_tokens)
+                self._tokens.tat += delta_tokens * self._tokens.interval
 
     def pause(self, seconds: float) -> None:
         """Hold every request on this budget for `seconds` (a 429 said the endpoint is over its limit)."""
-        if seconds <= 0:
-            return
-        with self._lock:
-            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
-            self._pauses += 1
+        if seconds > 0:
+            with self._lock:
+                self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
+def _give_turn(turn: asyncio.Future[None]) -> None:
+    if not turn.done():
+        turn.set_result(None)
 
 
 _limiters: dict[tuple[Route, RateLimits], RateLimiter] = {}
