@@ -94,9 +94,17 @@ def bounded(
     return _Field(default, ge=ge, gt=gt, path=path, secret=secret, check=check)
 
 
-def from_env(factory: Callable[[], Any], *, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
-    """A field whose default is read from the environment each time the options are built."""
-    return _Field(factory=factory, gt=gt, path=path, secret=secret)
+def from_env(
+    factory: Callable[[], Any],
+    *,
+    gt: float | None = None,
+    path: bool = False,
+    secret: bool = False,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    """A field whose default is read from the environment each time the options are built (`check` applies to
+    values set with `with_values`)."""
+    return _Field(factory=factory, gt=gt, path=path, secret=secret, check=check)
 
 
 def group(cls: Callable[[], T]) -> T:
@@ -169,6 +177,13 @@ def _env_float(name: str, default: float) -> float:
     if value <= 0:
         raise OptionError(f"environment variable {name}={raw!r} must be positive")
     return value
+
+
+def _http_url(value: str | None) -> str | None:
+    """Model endpoints are reached over HTTP(S)."""
+    if value is not None and not value.lower().startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    return None
 
 
 def _unprivileged_uid_range(value: tuple[int, int]) -> str | None:
@@ -410,7 +425,7 @@ class ModelEndpoint(_Group):
 
     model: str
     """A model name as written in graders, or an fnmatch pattern such as `gpt-4.1-*`."""
-    base_url: str | None = None
+    base_url: str | None = bounded(None, check=_http_url)
     """Endpoint for these models (e.g. `http://127.0.0.1:8000/v1`); None keeps `models.base_url`."""
     api_key: str | None = bounded(None, secret=True)
     """Key for this endpoint; None sends no key when `base_url` is overridden (the default key never leaks to
@@ -433,12 +448,14 @@ class ModelEndpoint(_Group):
 class ModelClientOptions(_Group):
     """Not unknowns: how score_model/label_model reach an OpenAI-compatible Chat Completions server (§9.2, §10)."""
 
-    base_url: str = from_env(lambda: os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
+    base_url: str = from_env(lambda: os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL, check=_http_url)
     """Default endpoint: `$OPENAI_BASE_URL` when the options are built, else `https://api.openai.com/v1`."""
     api_key: str | None = from_env(lambda: os.environ.get("OPENAI_API_KEY") or None, secret=True)
     """Default key: `$OPENAI_API_KEY` when the options are built (`flat()` shows only whether one is set)."""
     endpoints: tuple[ModelEndpoint, ...] = ()
-    """Per-model overrides, first match wins, e.g. `[{"model": "qwen*", "base_url": "http://127.0.0.1:8000/v1"}]`."""
+    """Per-model overrides, first match wins: `model` (a name or pattern) and any of `base_url`, `api_key`,
+    `api_style`, `api_version`, `deployment`, `max_rpm`, `max_tpm`, e.g.
+    `[{"model": "qwen*", "base_url": "http://127.0.0.1:8000/v1"}]` (docs/models.md)."""
     max_concurrency: int = bounded(64, ge=1)
     """Requests in flight per endpoint, shared by every sample and sub-grader on the same event loop."""
     timeout_s: float = bounded(60.0, gt=0)

@@ -99,9 +99,9 @@ def _check_pace(times: list[float], per_minute: float, cost: float) -> None:
     assert elapsed >= WINDOW_S * 0.85, elapsed
     rate = (len(times) - 1) * cost / elapsed * 60
     assert abs(rate / per_minute - 1) <= 0.10, (rate, per_minute)
-    burst = per_minute / 60 / cost  # requests
-    assert _most_in(times, 0.05) <= burst + 1
-    assert _most_in(times, 1.0) <= 2 * burst + 1
+    burst = per_minute / 60 / cost  # requests: one second's share goes at once, then the pace
+    assert _most_in(times, 0.25) <= burst * 1.25 + 2  # (+2: requests reach the server in clumps)
+    assert _most_in(times, 1.0) <= burst * 2 + 2
 
 
 def test_max_rpm_paces_requests_per_endpoint(paced_runs: Any) -> None:
@@ -197,6 +197,15 @@ def test_a_routed_server_inherits_no_azure_style() -> None:
     assert resolve_route("local", opts) == Route("http://127.0.0.1:8000/v1", "")
     assert resolve_route("gpt-4o", opts).target().headers == {"api-key": "az"}
     assert resolve_route("local", opts).target().headers == {"Authorization": "Bearer no-key"}
+
+
+def test_endpoint_urls_must_be_http_and_keys_single_line() -> None:
+    for name, value in (("models.base_url", "ftp://judge"), ("models.endpoints", [{"model": "m", "base_url": "judge:80"}])):
+        with pytest.raises(graders.OptionError, match="must be an http:// or https:// URL"):
+            Options().with_values({name: value})
+    opts = Options().with_values({"models.base_url": "http://127.0.0.1:9/v1", "models.api_key": "sk\r\nX-Evil: 1"})
+    resp = graders.run(grader(), "x", {"script": {}}, options=opts)
+    assert "key contains a line break" in flags(resp)["model_grader_server_error_details"]
 
 
 # -- the lean client's HTTP ------------------------------------------------------------------------------------------

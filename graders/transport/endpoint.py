@@ -68,7 +68,7 @@ class Endpoint:
         the `Call` or raises `ModelCallError`. A concurrency slot is held only while a request is in flight,
         never during a backoff sleep or a wait for the budget."""
         model = str(body.get("model", ""))
-        estimate = estimate_tokens(body)
+        estimate = estimate_tokens(body) if rate.counts_tokens else 0
         attempt = 0
         waited = 0.0
         while True:
@@ -91,17 +91,19 @@ class Endpoint:
                 delay = policy.delay(attempt, None)
             else:
                 latency = time.perf_counter() - sent
-                STATS.attempt(model, retry=attempt > 1, rate_limited=reply.status == 429, wait_s=wait, latency_s=latency)
-                if 200 <= reply.status < 300:
-                    if not isinstance(reply.json, dict):
-                        STATS.failed(model)
-                        text = f"the server's reply to {path} is not a JSON object: {str(reply.json)[:300]}"
-                        raise ModelCallError(text, status=None, attempts=attempt)
-                    used = used_tokens(reply.json)
-                    if used is not None:
-                        rate.correct(used - estimate)
-                    STATS.completed(model, reply.json)
+                ok = 200 <= reply.status < 300 and isinstance(reply.json, dict)
+                STATS.attempt(model, retry=attempt > 1, rate_limited=reply.status == 429, wait_s=wait,
+                              latency_s=latency, reply=reply.json if ok else None)  # fmt: skip
+                if ok:
+                    if rate.counts_tokens:
+                        used = used_tokens(reply.json)
+                        if used is not None:
+                            rate.correct(used - estimate)
                     return Call(reply.json, attempt, latency, waited)
+                if 200 <= reply.status < 300:
+                    STATS.failed(model)
+                    text = f"the server's reply to {path} is not a JSON object: {str(reply.json)[:300]}"
+                    raise ModelCallError(text, status=None, attempts=attempt)
                 rate.correct(-estimate)  # an error answer spent no tokens
                 text = reply.error_text()
                 if not is_transient(reply.status, text) or attempt > policy.max_retries:

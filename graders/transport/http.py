@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..errors import ModelCallError
 from .routing import Route
 
 
@@ -52,13 +53,12 @@ class Transport(Protocol):
         """POST `body` as JSON to `path` under the route's base URL; raises `NoReply` when nothing answered."""
         ...
 
-    async def aclose(self) -> None:
-        """Close idle connections."""
-        ...
-
 
 def make_transport(kind: str, route: Route, max_concurrency: int) -> Transport:
-    """The `models.transport` client for one route (on the running event loop)."""
+    """The `models.transport` client for one route (on the running event loop); a base URL that is no HTTP(S)
+    URL (say, from `OPENAI_BASE_URL`) is the server error of every call to it."""
+    if not route.base_url.lower().startswith(("http://", "https://")):
+        raise ModelCallError(f"the model endpoint {route.base_url!r} is not an http(s) URL", status=None, attempts=0)
     if kind == "openai_sdk":
         from .sdk import OpenAISDKTransport
 

@@ -19,13 +19,14 @@ import ssl
 import threading
 import zlib
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
 import orjson
 
+from ..errors import ModelCallError
 from .http import NoReply, Reply
 from .routing import Target
 
@@ -56,6 +57,35 @@ def tls_context() -> ssl.SSLContext:
         return _ssl_context
 
 
+class _Headers(Mapping[str, str]):
+    """A reply's headers by lower-case name, decoded only if someone reads them (a success reply's rarely are,
+    and OpenAI sends a score of them)."""
+
+    __slots__ = ("_raw", "_dict")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._dict: dict[str, str] | None = None
+
+    def _decoded(self) -> dict[str, str]:
+        if self._dict is None:
+            out: dict[str, str] = {}
+            for name, value in self._raw:
+                key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+                out[key] = f"{out[key]}, {text}" if key in out else text
+            self._dict = out
+        return self._dict
+
+    def __getitem__(self, name: str) -> str:
+        return self._decoded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection carrying one request at a time; `llhttp` parses what comes back."""
 
@@ -64,11 +94,12 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self.used = False
-        """Whether a request completed on it before: only then is a close before any answer a stale reuse."""
+        self.used = False  # a request completed on it before: only then is a close before any answer stale
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Reply] | None = None
-        self._headers: dict[str, str] = {}
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._framed = False  # Content-Length or Transfer-Encoding: the body does not end with the connection
+        self._encoding = b""
         self._body: list[bytes] = []
         self._got_bytes = False
         self._headers_done = False
@@ -88,15 +119,12 @@ class _Connection(asyncio.Protocol):
             self._fail(NoReply(f"invalid HTTP reply from {self._pool.origin}: {exc}", timeout=False))
             self.close()
 
-    def eof_received(self) -> bool | None:
-        return None
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._headers_done and "content-length" not in self._headers and "transfer-encoding" not in self._headers:
+        if self._headers_done and not self._framed:
             self._finish()  # a body delimited by the end of the connection (HTTP/1.0 style)
             return
         stale = self.used and not self._got_bytes
@@ -106,9 +134,12 @@ class _Connection(asyncio.Protocol):
     # -- llhttp callbacks ---------------------------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        self._headers[key] = f"{self._headers[key]}, {text}" if key in self._headers else text
+        self._headers.append((name, value))
+        low = name.lower()
+        if low == b"content-length" or low == b"transfer-encoding":
+            self._framed = True
+        elif low == b"content-encoding":
+            self._encoding = value.strip().lower()
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -120,7 +151,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
-            self._headers = {}
+            self._headers = []
+            self._framed = False
+            self._encoding = b""
             self._headers_done = False
             return
         self._complete = True
@@ -134,20 +167,22 @@ class _Connection(asyncio.Protocol):
             return
         status = self._parser.get_status_code()
         body = b"".join(self._body)
-        encoding = self._headers.get("content-encoding", "").strip().lower()
+        headers = _Headers(self._headers)
+        encoding = self._encoding
         try:
-            if encoding in ("gzip", "x-gzip"):
+            if encoding in (b"gzip", b"x-gzip"):
                 body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
-            elif encoding == "deflate":
+            elif encoding == b"deflate":
                 body = zlib.decompress(body)
         except zlib.error as exc:
-            waiter.set_result(Reply(status, self._headers, f"invalid reply: undecodable {encoding} body ({exc})"))
+            text = f"invalid reply: undecodable {encoding.decode('latin-1')} body ({exc})"
+            waiter.set_result(Reply(status, headers, text))
             return
         try:
             parsed: Any = orjson.loads(body) if body else ""
         except orjson.JSONDecodeError:
             parsed = body.decode("utf-8", "replace")
-        waiter.set_result(Reply(status, self._headers, parsed))
+        waiter.set_result(Reply(status, headers, parsed))
 
     def _fail(self, exc: NoReply) -> None:
         waiter = self._waiter
@@ -156,7 +191,9 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes, waiter: asyncio.Future[Reply]) -> None:
         self._waiter = waiter
-        self._headers = {}
+        self._headers = []
+        self._framed = False
+        self._encoding = b""
         self._body = []
         self._got_bytes = False
         self._headers_done = False
@@ -164,6 +201,9 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         assert self.transport is not None
         self.transport.write(data)
+
+    def closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
 
     def reusable(self) -> bool:
         return self._complete and self._keep_alive and not self.closed
@@ -180,8 +220,10 @@ class LeanTransport:
 
     def __init__(self, target: Target) -> None:
         parts = urlsplit(target.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"models base URL {target.base_url!r} is not an http(s) URL")
+        if not parts.hostname:
+            raise ModelCallError(f"the model endpoint {target.base_url!r} names no host", status=None, attempts=0)
+        if any("\r" in v or "\n" in v for v in target.headers.values()):
+            raise ModelCallError("the model endpoint's key contains a line break", status=None, attempts=0)
         self.target = target
         self._tls = parts.scheme == "https"
         self._host = parts.hostname
@@ -189,12 +231,8 @@ class LeanTransport:
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
         self._query = f"?{target.query}" if target.query else ""
-        default_port = self._port == (443 if self._tls else 80)
-        host = parts.hostname if default_port else f"{parts.hostname}:{self._port}"
-        if ":" in parts.hostname and default_port:
-            host = f"[{parts.hostname}]"
         headers = [
-            f"Host: {host}",
+            f"Host: {parts.netloc.rpartition('@')[2]}",
             "Content-Type: application/json",
             "Accept: application/json",
             "Accept-Encoding: gzip, deflate",
@@ -215,7 +253,7 @@ class LeanTransport:
         """The most recently used idle connection still fit for a request, closing the expired ones."""
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed and now - conn.idle_since < IDLE_S:
+            if not conn.closed and not conn.closing() and now - conn.idle_since < IDLE_S:
                 return conn
             conn.close()
         return None
@@ -266,10 +304,6 @@ class LeanTransport:
             else:
                 conn.close()
             return reply
-
-    async def aclose(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
 
 
 def _expire(waiter: asyncio.Future[Reply], timeout_s: float) -> None:

@@ -57,6 +57,8 @@ class RateLimiter:
         self._requests = _Gcra(limits.max_rpm) if limits.max_rpm else None
         self._tokens = _Gcra(limits.max_tpm) if limits.max_tpm else None
         self._limited = self._requests is not None or self._tokens is not None
+        self.counts_tokens = self._tokens is not None
+        """Whether requests' tokens are counted (a `max_tpm`): only then are they estimated and corrected."""
         self._queue: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self.paused_until = 0.0
 

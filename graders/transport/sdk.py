@@ -72,11 +72,6 @@ class OpenAISDKTransport:
             parsed = f"invalid reply: {exc}"
         return Reply(raw.status_code, _lower(raw.headers), parsed)
 
-    async def aclose(self) -> None:
-        for shard in self._shards:
-            if shard is not None:
-                await shard.close()
-
 
 def _lower(headers: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}

@@ -47,28 +47,26 @@ class TransportStats:
             row = self._rows[model] = {k: 0 for k in COUNTERS}
         return row
 
-    def attempt(self, model: str, *, retry: bool, rate_limited: bool, wait_s: float, latency_s: float) -> None:
+    def attempt(
+        self, model: str, *, retry: bool, rate_limited: bool, wait_s: float, latency_s: float, reply: Any = None
+    ) -> None:
+        """One HTTP attempt; `reply` is the JSON object of a successful one, whose usage is added."""
+        usage = reply.get("usage") if isinstance(reply, dict) else None
         with self._lock:
-            row = self._row(model)
+            row = self._rows.get(model) or self._row(model)
             row["requests"] += 1
             row["retries"] += retry
             row["rate_limited"] += rate_limited
             row["wait_s"] += wait_s
             row["latency_s"] += latency_s
-
-    def completed(self, model: str, reply: dict[str, Any]) -> None:
-        usage = reply.get("usage")
-        if not isinstance(usage, dict):
-            return
-        details = usage.get("prompt_tokens_details")
-        prompt, completion = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
-        total = usage.get("total_tokens")
-        with self._lock:
-            row = self._row(model)
-            row["prompt_tokens"] += prompt
-            row["completion_tokens"] += completion
-            row["total_tokens"] += _int(total) if total is not None else prompt + completion
-            row["cached_tokens"] += _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+            if isinstance(usage, dict):
+                prompt, completion = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+                total = usage.get("total_tokens")
+                details = usage.get("prompt_tokens_details")
+                row["prompt_tokens"] += prompt
+                row["completion_tokens"] += completion
+                row["total_tokens"] += _int(total) if total is not None else prompt + completion
+                row["cached_tokens"] += _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
 
     def failed(self, model: str) -> None:
         with self._lock:

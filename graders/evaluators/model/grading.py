@@ -5,13 +5,17 @@ One grade (spec §5.2, §9.2, §9.3, §10):
 1. Render the messages; a template error is returned before any call, so no tokens are spent (§5.2).
 2. Look the call up in the cache (`models.cache_path`), keyed by endpoint, model, rendered messages, sampling
    params and schema. Only grades that succeeded are stored: failures are retried on the next run.
-3. Call the endpoint (shared limiter and retries in `graders.transport`). With `models.response_format = "auto"`, a 400 that
-   rejects the structured-output mode switches to the next mode (json_schema → json_object → text), remembered
-   per endpoint + model and reported in `details["response_format_fallback"]`.
+3. Call the endpoint through the grader's `ModelClient` (route, rate budget, shared concurrency limit and
+   retries in `graders.transport`). With `models.response_format = "auto"`, an error that rejects the
+   structured-output mode switches to the next mode (json_schema → json_object → text), remembered per endpoint
+   + model and reported in `details["response_format_fallback"]`.
 4. Read the reply: refusal → `model_grader_refusal_error`, `finish_reason == "length"` →
    `model_grader_exceeded_max_tokens_error`, output that does not fit the schema → `model_grader_parse_error`
    (raw text trimmed into the details). Usage and `sampled_model_name` (the model the server reports) come from
-   every completed call, including those three failures (§9.3, §3.4). `steps` go to `details`, never the wire.
+   every completed call, including those three failures (§9.3, §3.4).
+
+The local `details` (never the wire) keep the judge visible: the rendered `messages`, the `raw` reply, the parsed
+`result` and `steps`, `attempts`, `latency_s` and `wait_s`.
 """
 
 from __future__ import annotations
