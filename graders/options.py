@@ -473,7 +473,7 @@ class ModelClientOptions(_Group):
     endpoint+model); the others force one mode."""
     transport: Literal["lean", "openai_sdk"] = "lean"
     """HTTP client: `lean` (keep-alive HTTP/1.1 on asyncio, the fast path) or `openai_sdk` (the official SDK,
-    for HTTP proxies, HTTP/2 or anything else the lean client does not cover)."""
+    for HTTP proxies from the environment or anything else the lean client does not cover)."""
     api_style: Literal["openai", "azure"] = "openai"
     """`openai`: `{base_url}/chat/completions` with `Authorization: Bearer`; `azure`: Azure OpenAI's
     `{base_url}/openai/deployments/{deployment}/chat/completions?api-version=...` with an `api-key` header."""

@@ -9,7 +9,7 @@ chunked bodies and keep-alive rules), the body decoded once by orjson.
 
 What it covers: `http` and `https` (TLS with the system and certifi roots), keep-alive reuse with a retry on a
 connection the server closed while idle, gzip/deflate bodies, bodies ended by a closed connection, a deadline per
-request. What it does not: HTTP proxies and HTTP/2, for which `models.transport = "openai_sdk"` remains.
+request. What it does not: HTTP proxies (`models.transport = "openai_sdk"` honours `HTTPS_PROXY`) and HTTP/2.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`models.transport = "openai_sdk"`: the official `openai` SDK's async client behind `Transport`.
 
-For setups the lean client does not cover (HTTP proxies from the environment, HTTP/2, the SDK's own TLS and
-connection settings). It is called through the SDK's generic `post`, which sends the body as given and returns the
+For setups the lean client does not cover (HTTP proxies from the environment, the SDK's own TLS and connection
+settings). It is called through the SDK's generic `post`, which sends the body as given and returns the
 reply's JSON untouched (no per-call TypedDict walk over the request, no model objects built from the reply); Azure
 routes use `AsyncAzureOpenAI`, which addresses the deployment and signs with `api-key`.
 """
