@@ -12,14 +12,16 @@ import importlib
 import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import nullcontext
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .engine import CompiledGrader
 from .errors import BadRow, GraderValidationError
 from .options import OptionError, Options, describe_options, parse_option_assignment
 from .response import FLAG_KEYS, GraderRunResponse
 from .validation import validate
+
+if TYPE_CHECKING:
+    from .batch.layout import Output
 
 PLUGINS: dict[str, tuple[str, str]] = {
     "image": ("graders.resources.images", "local environments with the hosted python grader image's packages (§8.5)"),
@@ -200,24 +202,111 @@ def _rows(path: str) -> Iterator[Any]:
                 yield BadRow(f"line {number} is not valid JSON: {exc}")
 
 
+def _batch_job(args: argparse.Namespace, grader: Any, data: str, layout: Any) -> Any:
+    from .batch import BatchJob
+
+    return BatchJob(
+        grader=grader, data=data, out=args.out, options=_options(args), layout=layout, samples=getattr(args, "samples", None),
+        join=getattr(args, "join", "index"), workers=args.workers, force=args.force,
+        progress="quiet" if args.quiet else args.progress, summary_path=args.summary, report_path=args.report,
+    )
+
+
+def _binary(out: TextIO) -> Any:
+    """Where output lines go without --out: stdout's bytes, or a text stream's (tests pass a StringIO)."""
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        return buffer
+    return _TextSink(out)
+
+
+class _TextSink:
+    """A bytes view of a text stream with a file descriptor of its own (a pipe drained into the stream)."""
+
+    def __init__(self, out: TextIO) -> None:
+        import os
+        import threading
+
+        self._read, self._write = os.pipe()
+        self._out = out
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        import os
+
+        chunks = []
+        while True:
+            data = os.read(self._read, 1 << 16)
+            if not data:
+                break
+            chunks.append(data)
+        os.close(self._read)
+        self._out.write(b"".join(chunks).decode("utf-8", "surrogateescape"))
+
+    def fileno(self) -> int:
+        return self._write
+
+    def close(self) -> None:
+        import os
+
+        os.close(self._write)
+        self._thread.join()
+
+
+def _layout(args: argparse.Namespace, **extra: Any) -> Any:
+    from .batch import Layout
+
+    output: Output = "compact" if args.compact else "with_input" if args.with_input else "wire"
+    item_from = tuple(c.strip() for c in args.item_from.split(",") if c.strip()) if getattr(args, "item_from", None) else ()
+    return Layout(sample_field=getattr(args, "sample_field", None), item_field=getattr(args, "item_field", None), item_from=item_from,
+                  rft=bool(getattr(args, "samples", None)), id_field=args.id_field, output=output, details=args.details, **extra)
+
+
 def cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
     grader = _load_grader(args.grader)
+    return _run_job(_batch_job(args, grader, args.data, _layout(args)), out)
+
+
+def _run_job(job: Any, out: TextIO) -> int:
+    from .batch import run_batch
+    from .batch.pipeline import BatchError
+    from .batch.resume import ResumeError
+
+    sink = None if job.out else _binary(out)
     try:
-        compiled = CompiledGrader(grader, _options(args))
+        run_batch(job, stdout=sink)
     except GraderValidationError as exc:
         _print_json(exc.envelope(), out)
+        print(f"graders: {exc}", file=sys.stderr)
         return 1
-    total = failed = 0
-    reward_sum = 0.0
-    with compiled, (open(args.out, "w", encoding="utf-8") if args.out else nullcontext(out)) as sink:
-        for response in compiled.iter_run(_rows(args.data), chunk_size=args.chunk_size):
-            sink.write(json.dumps(response.model_dump(include_details=args.details), ensure_ascii=False) + "\n")
-            total += 1
-            failed += response.failed
-            reward_sum += response.reward
-    mean = reward_sum / total if total else 0.0
-    print(f"graders: {total} rows, {failed} with errors, mean reward {mean:.6f}", file=sys.stderr)
+    except (ResumeError, BatchError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise InputError(f"{exc.filename!r}: no such file") from None
+    except IsADirectoryError as exc:
+        raise InputError(f"{exc.filename!r}: is a directory") from None
+    finally:
+        if isinstance(sink, _TextSink):
+            sink.close()
     return 0
+
+
+def cmd_rescore(args: argparse.Namespace, out: TextIO) -> int:
+    """Grade the rows of a `--with-input` output again with another grader, without the original files."""
+    from .batch import Layout
+    from .batch.resume import read_meta
+
+    grader = _load_grader(args.grader)
+    meta = read_meta(args.previous) or {}
+    before = Layout.from_json(meta["layout"]) if isinstance(meta.get("layout"), dict) else Layout(output="with_input")
+    if before.output != "with_input":
+        raise InputError(f"{args.previous!r} was not written with --with-input, so it does not hold the rows' input")
+    output: Output = "compact" if args.compact else "wire" if args.wire else "with_input"
+    layout = Layout(sample_field=before.sample_field, item_field=before.item_field, item_from=before.item_from, rft=before.rft,
+                    id_field=before.id_field, output=output, details=args.details, unwrap=True)
+    job = _batch_job(args, grader, args.previous, layout)
+    return _run_job(job, out)
 
 
 def _report(cases: Iterable[Any], args: argparse.Namespace, out: TextIO) -> int:
@@ -287,6 +376,22 @@ def _add_option_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--options-file", metavar="FILE", help="a JSON object of options by dotted name")
 
 
+def _add_batch_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="write lines here (resumable) instead of stdout")
+    p.add_argument("--workers", type=int, metavar="N", help="shard processes (default: option batch.workers, else the cores this process may use)")
+    p.add_argument("--id-field", metavar="PATH", help="dotted path of each row's id: resume by id, and the id in --compact/--with-input lines")
+    p.add_argument("--force", action="store_true", help="start the output over instead of continuing it")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--compact", action="store_true", help="lines of row, reward, set flags and sub_rewards")
+    shape.add_argument("--with-input", action="store_true", help='lines of {"row", "id", "input", "response"} (for graders rescore)')
+    p.add_argument("--details", action="store_true", help="include the local trace in each line")
+    p.add_argument("--progress", choices=["auto", "bar", "lines"], default="auto", help="a live bar on a terminal, plain lines otherwise")
+    p.add_argument("--quiet", action="store_true", help="no progress and no printed summary")
+    p.add_argument("--summary", metavar="FILE", help="write the summary as JSON")
+    p.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    _add_option_flags(p)
+
+
 def _add_report_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=float, default=1e-6, help="absolute tolerance for rewards (default 1e-6)")
     p.add_argument("--json", action="store_true", help="a JSON report with the options in force")
@@ -318,14 +423,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_option_flags(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("batch", help="grade a JSONL file of rows, one response per line")
+    p = sub.add_parser("batch", help="grade a JSONL file of rows on every core, one line per row, resumable")
     p.add_argument("grader", help="grader JSON file")
-    p.add_argument("data", help="JSONL rows with model_sample (or sample) and item ('-' for stdin)")
-    p.add_argument("--out", help="write responses here instead of stdout")
-    p.add_argument("--chunk-size", type=int, default=1024)
-    p.add_argument("--details", action="store_true", help="include the local trace in each response")
-    _add_option_flags(p)
+    p.add_argument("data", help="JSONL rows with model_sample (or sample) and item ('-' for stdin); RFT training rows with --samples")
+    p.add_argument("--samples", metavar="FILE", help="RFT: a JSONL of samples joined with the training rows in DATA (§5.3)")
+    p.add_argument("--join", choices=["index", "id"], default="index", help="join --samples by row index or by --id-field")
+    p.add_argument("--sample-field", metavar="PATH", help="dotted path of the sample in each row (text, or a structured sample)")
+    p.add_argument("--item-field", metavar="PATH", help="dotted path of the item in each row (default: the row itself)")
+    p.add_argument("--item-from", metavar="COL,…", help="build the item from these (dotted) columns of each row")
+    _add_batch_flags(p)
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("rescore", help="grade the rows of a --with-input batch output again with another grader")
+    p.add_argument("previous", help="a JSONL written by graders batch --with-input")
+    p.add_argument("grader", help="the new grader JSON file")
+    p.add_argument("--wire", action="store_true", help="write plain wire responses instead of --with-input lines")
+    _add_batch_flags(p)
+    p.set_defaults(func=cmd_rescore)
 
     parity = sub.add_parser(
         "parity", help="record /run answers from a live endpoint, or replay recorded cases locally and explain every difference"

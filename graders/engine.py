@@ -8,8 +8,10 @@ yielded) becomes a flagged response for that row; the rest of the batch goes on.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
@@ -43,6 +45,8 @@ class CompiledGrader:
 
     def __init__(self, grader: Mapping[str, Any], options: Options | None = None, *, context: Context = "run") -> None:
         self.options = options or Options()
+        self.source = grader
+        self.context = context
         self.config: GraderConfig = parse_grader(grader, self.options, context=context)
         self.name: str = self.config.name or generate_name()
         self.type: str = self.config.type
@@ -138,12 +142,21 @@ class CompiledGrader:
         respond = self._respond
         return [respond(next(it), share) if s is None else respond(s, 0.0) for s in slots]
 
-    def iter_run(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> Iterator[GraderRunResponse]:
+    def iter_run(self, rows: Iterable[Row], *, chunk_size: int = 1024, workers: int | None = None) -> Iterator[GraderRunResponse]:
         """Grade rows lazily in chunks, yielding responses in input order (constant memory for any row count).
 
         A row is a dict with `model_sample` (or a structured `sample`) and optional `item`, or a bare string.
+        `workers` shard processes grade large inputs in parallel (default: option `batch.workers`, else the cores
+        this process may use); `workers=1`, small inputs and model graders stay in this process.
         `execution_time` of each row is its share of its chunk's time when the evaluator scores in bulk.
         """
+        if workers == 1:
+            return self._iter_local(rows, chunk_size)
+        from .batch.pipeline import iter_parallel
+
+        return iter_parallel(self, rows, workers, chunk_size, self._iter_local)
+
+    def _iter_local(self, rows: Iterable[Row], chunk_size: int) -> Iterator[GraderRunResponse]:
         it = iter(rows)
         while True:
             chunk = list(islice(it, chunk_size))
@@ -154,9 +167,10 @@ class CompiledGrader:
             outcomes = self._runner.run_many(good) if good else []
             yield from self._assemble(slots, outcomes, time.perf_counter() - start)
 
-    def run_many(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> list[GraderRunResponse]:
+    def run_many(self, rows: Iterable[Row], *, chunk_size: int = 1024, workers: int | None = None) -> list[GraderRunResponse]:
         """All responses of `iter_run`, in order."""
-        return list(self.iter_run(rows, chunk_size=chunk_size))
+        with _gc_paused():
+            return list(self.iter_run(rows, chunk_size=chunk_size, workers=workers))
 
     async def arun_many(self, rows: Iterable[Row], *, chunk_size: int = 1024) -> list[GraderRunResponse]:
         """Async `run_many`: async-native evaluators overlap their samples within each chunk."""
@@ -183,6 +197,19 @@ class CompiledGrader:
 
     def __repr__(self) -> str:
         return f"CompiledGrader(name={self.name!r}, type={self.type!r})"
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic GC while a bulk call builds its list: every collection of the oldest generation rescans all the
+    responses kept so far (measured: 2x slower at 200 k rows); reference counting still frees everything else."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def compile(grader: Mapping[str, Any], options: Options | None = None, *, context: Context = "run") -> CompiledGrader:  # noqa: A001

@@ -487,6 +487,22 @@ class ModelClientOptions(_Group):
     plus its completion cap, then corrected from the reply's usage; None: no limit."""
 
 
+class BatchOptions(_Group):
+    """Not unknowns: how bulk runs (`run_many`, `iter_run`, `graders batch`) use the machine."""
+
+    workers: int | None = bounded(None, ge=1)
+    """Shard processes for bulk runs; None = the cores this process may use (CPU affinity and cgroup quota)."""
+    parallel_min_rows: int = bounded(2000, ge=1)
+    """Inputs with fewer rows are graded in-process (no shard start-up for a few rows)."""
+    block_rows: int = bounded(1000, ge=1)
+    """Rows per block handed to a shard by `run_many` / `iter_run` (also capped by their `chunk_size`)."""
+    block_bytes: int = bounded(131072, ge=1024)
+    """Input bytes per block in `graders batch`; output is flushed a block at a time, so a crash loses at most
+    the blocks in flight."""
+    progress_interval_s: float = bounded(5.0, gt=0)
+    """Seconds between two plain progress lines when stderr is not a terminal."""
+
+
 class Options(_Group):
     """All options in force for a compile; see the module docstring."""
 
@@ -504,6 +520,7 @@ class Options(_Group):
     formula: FormulaOptions = group(FormulaOptions)
     multi: MultiOptions = group(MultiOptions)
     evals: EvalsOptions = group(EvalsOptions)
+    batch: BatchOptions = group(BatchOptions)
     explain: bool = False
     """Not an unknown: record rendered templates and intermediate values in each response's local `details`."""
 

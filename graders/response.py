@@ -8,6 +8,8 @@ pays for a few attribute stores per row, not for 30-key dicts nobody reads.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 # §3.2 key order, observed in a hosted python-grader response. The flags that carry text are "details" keys.
@@ -335,6 +337,132 @@ class ResponseFormat:
     @classmethod
     def from_options(cls, token_usage_format: str, error_keys: str) -> ResponseFormat:
         return cls(token_usage_format, ERROR_KEYS if error_keys == "observed24" else SCHEMA_ERROR_KEYS)
+
+
+_FLOATS: dict[float, bytes] = {}
+_dumps_str: Callable[[str], bytes] = lambda text: json.dumps(text, ensure_ascii=False).encode()
+"""orjson's dumps once a `ResponseEncoder` exists: the single-response path never imports orjson."""
+_FLOAT_CACHE = 1 << 16
+
+
+def _float(x: float) -> bytes:
+    """A float exactly as `json.dumps` writes it (shortest repr; orjson spells exponents differently).
+
+    Rewards repeat (0.0, 1.0, a chunk's shared execution time), so texts are cached; zero is not, since 0.0 and
+    -0.0 are equal keys with different texts.
+    """
+    text = _FLOATS.get(x)
+    if text is not None:
+        return text
+    if not x:
+        return b"-0.0" if math.copysign(1.0, x) < 0 else b"0.0"
+    if not math.isfinite(x):
+        return b"NaN" if x != x else (b"Infinity" if x > 0 else b"-Infinity")
+    text = float.__repr__(x).encode()
+    if len(_FLOATS) < _FLOAT_CACHE:
+        _FLOATS[x] = text
+    return text
+
+
+def _value(value: Any) -> bytes:
+    """One JSON value as compact `json.dumps(..., ensure_ascii=False)` bytes."""
+    cls = value.__class__
+    if cls is str:
+        try:
+            return _dumps_str(value)
+        except (TypeError, UnicodeEncodeError):  # a lone surrogate (input read with surrogateescape): escaped like the standard library
+            return json.dumps(value).encode()
+    if cls is float:
+        return _float(value)
+    if value is True:
+        return b"true"
+    if value is False:
+        return b"false"
+    if value is None:
+        return b"null"
+    if cls is dict:
+        return b"{" + b",".join(_value(str(k)) + b":" + _value(v) for k, v in value.items()) + b"}"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class ResponseEncoder:
+    """Wire JSON lines for one compiled grader, byte-equal to compact ``json.dumps(model_dump(), ensure_ascii=False)``.
+
+    Bulk output pays for the parts that vary per row only: the name, type and the 24-key errors object of a row
+    without errors are encoded once, and a failed row's errors object is written straight from its set flags.
+    """
+
+    __slots__ = ("_fmt", "_head", "_no_errors", "_keys", "_labels", "_plain")
+
+    def __init__(self, name: str, type: str, fmt: ResponseFormat) -> None:
+        global _dumps_str
+        import orjson
+
+        _dumps_str = orjson.dumps
+        self._fmt = fmt
+        self._head = b',"metadata":{"name":' + _value(name) + b',"type":' + _value(type) + b',"errors":'
+        self._keys = [(k, _value(k) + b":", b"null" if k in TEXT_ERROR_KEYS else b"false") for k in fmt.error_keys]
+        self._no_errors = b"{" + b",".join(q + d for _, q, d in self._keys) + b"}"
+        self._labels: dict[str, bytes] = {}
+        # A clean row without sub-rewards or usage: everything but the two numbers is constant.
+        self._plain = (self._head + self._no_errors + b',"execution_time":',
+                       b',"scores":{},"token_usage":null,"sampled_model_name":null},"sub_rewards":{},"model_grader_token_usage_per_model":{}}')
+
+    def errors(self, set_: dict[str, Any] | None) -> bytes:
+        """The errors object: every key of the format in order, set values from `set_`, defaults elsewhere."""
+        if not set_:
+            return self._no_errors
+        return b"{" + b",".join(q + (_value(set_[k]) if k in set_ else d) for k, q, d in self._keys) + b"}"
+
+    def _scores(self, scores: dict[str, float] | None) -> bytes:
+        if not scores:
+            return b"{}"
+        labels = self._labels
+        parts = []
+        for key, value in scores.items():
+            label = labels.get(key)
+            if label is None:
+                label = labels[key] = _value(key) + b":"
+            parts.append(label + (_float(value) if value.__class__ is float else _value(value)))
+        return b"{" + b",".join(parts) + b"}"
+
+    def encode(self, response: GraderRunResponse, *, include_details: bool = False) -> bytes:
+        """One response as JSON bytes (no newline)."""
+        outcome = response.outcome
+        elapsed = response.execution_time
+        if not (outcome.errors or outcome.sub_rewards or outcome.usage or include_details) and outcome.sampled_model_name is None and elapsed.__class__ is float:
+            head, tail = self._plain
+            return b'{"reward":' + _float(float(response.reward)) + head + _float(elapsed) + tail
+        scores = self._scores(outcome.sub_rewards)
+        if outcome.usage:
+            per_model = _value(response.model_grader_token_usage_per_model)
+            usage = _value(response.token_usage)
+        else:
+            per_model, usage = b"{}", b"null"
+        name = outcome.sampled_model_name
+        out = b"".join(
+            (
+                b'{"reward":',
+                _float(float(response.reward)),
+                self._head,
+                self.errors(outcome.errors),
+                b',"execution_time":',
+                _value(response.execution_time),
+                b',"scores":',
+                scores,
+                b',"token_usage":',
+                usage,
+                b',"sampled_model_name":',
+                b"null" if name is None else _value(name),
+                b'},"sub_rewards":',
+                scores,
+                b',"model_grader_token_usage_per_model":',
+                per_model,
+            )
+        )
+        if include_details:
+            return out + b',"details":' + _value(_dump(response.details, "json")) + b"}"
+        return out + b"}"
 
 
 class GraderValidateResponse:

@@ -128,3 +128,48 @@ def test_model_dump_modes_are_pydantics():
         resp.model_dump(mode="yaml")
     with pytest.raises(TypeError):
         resp.model_dump("json")  # type: ignore[misc]
+
+
+# -- the fast line encoder ---------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from graders.response import FLAG_KEYS, TEXT_ERROR_KEYS, ResponseEncoder  # noqa: E402
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_num = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([1e-05, 3.2e-06, 1e16, 0.0, -0.0, 5e-324])
+_usage = st.dictionaries(_text, st.fixed_dictionaries({k: st.integers(0, 10**12) for k in ("prompt_tokens", "total_tokens", "completion_tokens", "cached_tokens")}), max_size=3)
+_errors = st.dictionaries(st.sampled_from(FLAG_KEYS), st.just(True), max_size=4).flatmap(
+    lambda flags: st.fixed_dictionaries({**{k: st.just(v) for k, v in flags.items()}}, optional={k: _text for k in sorted(TEXT_ERROR_KEYS)})
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    reward=_num,
+    elapsed=_num,
+    name=_text,
+    errors=st.none() | _errors,
+    subs=st.none() | st.dictionaries(_text, _num, max_size=4),
+    usage=st.none() | _usage,
+    sampled=st.none() | _text,
+    usage_format=st.sampled_from(["object", "integer", "null"]),
+    keys=st.sampled_from(["observed24", "schema14"]),
+    details=st.none() | st.dictionaries(_text, _text | _num | st.lists(st.integers(), max_size=3), max_size=3),
+)
+def test_encoder_is_byte_equal_to_json_dumps_of_model_dump(reward, elapsed, name, errors, subs, usage, sampled, usage_format, keys, details):
+    fmt = ResponseFormat.from_options(usage_format, keys)
+    outcome = Outcome(reward, errors or None, usage or None, sampled, subs, details)
+    resp = GraderRunResponse(reward, name, "multi", elapsed, outcome, fmt)
+    encoder = ResponseEncoder(name, "multi", fmt)
+    for include in (False, True):
+        want = json.dumps(resp.model_dump(mode="json", include_details=include), ensure_ascii=False, separators=(",", ":")).encode()
+        assert encoder.encode(resp, include_details=include) == want
+
+
+def test_encoder_writes_lone_surrogates_like_the_standard_library():
+    fmt = ResponseFormat()
+    resp = GraderRunResponse(0.0, "g", "string_check", 0.0, Outcome.fail("other_error", "bad \udcff byte"), fmt)
+    line = ResponseEncoder("g", "string_check", fmt).encode(resp, include_details=True)
+    assert json.loads(line)["details"]["error"] == "bad \udcff byte"
