@@ -27,9 +27,10 @@ PLUGINS: dict[str, tuple[str, str]] = {
     "image": ("graders.resources.images", "local environments with the hosted python grader image's packages (§8.5)"),
     "judge": ("graders.evaluators.model.judge", "a local llama.cpp judge for offline plumbing checks (optional extra)"),
     "serve": ("graders.server.cli", "serve /v1/fine_tuning/alpha/graders/run and /validate (and OpenRLHF's /get_reward) here"),
+    "ui": ("graders.server.cli:add_ui_cli", "open the playground in a browser: edit a grader, run it, explore rows and batch outputs"),
 }
-"""Sub-commands other modules fill in with `add_cli(parser)`, by name: a module is imported only when its
-sub-command runs, so `graders run` never pays for httpx or the image tooling."""
+"""Sub-commands other modules fill in with `add_cli(parser)` (or the function named after a colon), by name: a
+module is imported only when its sub-command runs, so `graders run` never pays for httpx or the image tooling."""
 
 
 class InputError(Exception):
@@ -467,11 +468,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_option_flags(p)
     p.set_defaults(func=cmd_options)
 
-    for name, (module_name, help_text) in PLUGINS.items():
+    for name, (target, help_text) in PLUGINS.items():
         plugin = sub.add_parser(name, help=help_text)
         if name == command:
+            module_name, _, function = target.partition(":")
             try:
-                importlib.import_module(module_name).add_cli(plugin)
+                getattr(importlib.import_module(module_name), function or "add_cli")(plugin)
             except ImportError as exc:
                 plugin.set_defaults(func=_unavailable(name, exc))
     return parser

@@ -709,6 +709,28 @@ def describe_options(options: Options | None = None) -> list[tuple[str, Any, str
     return [(name, value, docs.get(_owner(options, name), "")) for name, value, _ in _rows(options, "")]
 
 
+def option_kind(dotted: str) -> dict[str, Any]:
+    """What values one option takes, for a form: `{"kind": "enum", "choices": [...]}`, `bool`, `integer`, `number`,
+    `string`, or `json` (lists, records, unions), with `"nullable": true` where null is allowed."""
+    node: Any = Options
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = _hints(node)[part]
+    hint = _hints(node)[parts[-1]]
+    args = typing.get_args(hint)
+    nullable = (typing.get_origin(hint) is Union or typing.get_origin(hint) is types.UnionType) and type(None) in args
+    if nullable:
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else hint
+    if typing.get_origin(hint) is Literal:
+        kind: dict[str, Any] = {"kind": "enum", "choices": list(typing.get_args(hint))}
+    else:
+        kind = {"kind": {bool: "bool", int: "integer", float: "number", str: "string"}.get(hint, "json")}
+    if nullable:
+        kind["nullable"] = True
+    return kind
+
+
 def _owner(options: Options, dotted: str) -> str:
     """`Class.field` for a dotted option name, the key of `_field_docs`."""
     node: Any = options
