@@ -95,9 +95,17 @@ def bounded(
     return _Field(default, ge=ge, gt=gt, path=path, secret=secret, check=check)
 
 
-def from_env(factory: Callable[[], Any], *, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
-    """A field whose default is read from the environment each time the options are built."""
-    return _Field(factory=factory, gt=gt, path=path, secret=secret)
+def from_env(
+    factory: Callable[[], Any],
+    *,
+    gt: float | None = None,
+    path: bool = False,
+    secret: bool = False,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    """A field whose default is read from the environment each time the options are built (`check` applies to
+    values set with `with_values`)."""
+    return _Field(factory=factory, gt=gt, path=path, secret=secret, check=check)
 
 
 def group(cls: Callable[[], T]) -> T:
@@ -170,6 +178,13 @@ def _env_float(name: str, default: float) -> float:
     if value <= 0:
         raise OptionError(f"environment variable {name}={raw!r} must be positive")
     return value
+
+
+def _http_url(value: str | None) -> str | None:
+    """Model endpoints are reached over HTTP(S)."""
+    if value is not None and not value.lower().startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    return None
 
 
 def _unprivileged_uid_range(value: tuple[int, int]) -> str | None:
@@ -424,22 +439,37 @@ class ModelEndpoint(_Group):
 
     model: str
     """A model name as written in graders, or an fnmatch pattern such as `gpt-4.1-*`."""
-    base_url: str | None = None
+    base_url: str | None = bounded(None, check=_http_url)
     """Endpoint for these models (e.g. `http://127.0.0.1:8000/v1`); None keeps `models.base_url`."""
     api_key: str | None = bounded(None, secret=True)
     """Key for this endpoint; None sends no key when `base_url` is overridden (the default key never leaks to
     another server), else keeps `models.api_key`. Recorded by `flat()`, so prefer keyless local servers."""
+    api_style: Literal["openai", "azure"] | None = None
+    """How requests are addressed and signed (see `models.api_style`); None keeps `models.api_style`, or "openai"
+    when `base_url` is overridden (a server of its own inherits nothing from the default one)."""
+    api_version: str | None = None
+    """Azure's `api-version` for these models; None keeps `models.api_version`."""
+    deployment: str | None = None
+    """Azure deployment serving these models (`api_style: "azure"` only); None uses the grader's model name."""
+    max_rpm: int | None = bounded(None, ge=1)
+    """Requests per minute for these models, a budget of their own; None keeps `models.max_rpm` (none when
+    `base_url` is overridden)."""
+    max_tpm: int | None = bounded(None, ge=1)
+    """Tokens per minute for these models, a budget of their own; None keeps `models.max_tpm` (none when
+    `base_url` is overridden)."""
 
 
 class ModelClientOptions(_Group):
     """Not unknowns: how score_model/label_model reach an OpenAI-compatible Chat Completions server (§9.2, §10)."""
 
-    base_url: str = from_env(lambda: os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
+    base_url: str = from_env(lambda: os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL, check=_http_url)
     """Default endpoint: `$OPENAI_BASE_URL` when the options are built, else `https://api.openai.com/v1`."""
     api_key: str | None = from_env(lambda: os.environ.get("OPENAI_API_KEY") or None, secret=True)
     """Default key: `$OPENAI_API_KEY` when the options are built (`flat()` shows only whether one is set)."""
     endpoints: tuple[ModelEndpoint, ...] = ()
-    """Per-model overrides, first match wins, e.g. `[{"model": "qwen*", "base_url": "http://127.0.0.1:8000/v1"}]`."""
+    """Per-model overrides, first match wins: `model` (a name or pattern) and any of `base_url`, `api_key`,
+    `api_style`, `api_version`, `deployment`, `max_rpm`, `max_tpm`, e.g.
+    `[{"model": "qwen*", "base_url": "http://127.0.0.1:8000/v1"}]` (docs/models.md)."""
     max_concurrency: int = bounded(64, ge=1)
     """Requests in flight per endpoint, shared by every sample and sub-grader on the same event loop."""
     timeout_s: float = bounded(60.0, gt=0)
@@ -455,6 +485,20 @@ class ModelClientOptions(_Group):
     response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
     """auto: strict json_schema, falling back to json_object then text after a rejection (remembered per
     endpoint+model); the others force one mode."""
+    transport: Literal["lean", "openai_sdk"] = "lean"
+    """HTTP client: `lean` (keep-alive HTTP/1.1 on asyncio, the fast path) or `openai_sdk` (the official SDK,
+    for HTTP proxies from the environment or anything else the lean client does not cover)."""
+    api_style: Literal["openai", "azure"] = "openai"
+    """`openai`: `{base_url}/chat/completions` with `Authorization: Bearer`; `azure`: Azure OpenAI's
+    `{base_url}/openai/deployments/{deployment}/chat/completions?api-version=...` with an `api-key` header."""
+    api_version: str = "2024-10-21"
+    """Azure's `api-version` query parameter (`api_style: "azure"` only)."""
+    max_rpm: int | None = bounded(None, ge=1)
+    """Requests per minute per endpoint (every attempt counts), shared by everything in the process calling it;
+    None: no limit. The burst is at most one second's share (1/60 of the limit)."""
+    max_tpm: int | None = bounded(None, ge=1)
+    """Tokens per minute per endpoint: each request is counted before it is sent as its text's characters / 4
+    plus its completion cap, then corrected from the reply's usage; None: no limit."""
 
 
 class BatchOptions(_Group):

@@ -304,7 +304,9 @@ LIMITS = {
     "python.workers": 1,
     "python.chunk_size": 3,
 }
-TIMEOUTS = {"keepalive_frames": 1.0, "setsid_child_ignoring_sigterm": 1.0}
+# Without namespaces the private /tmp is on the host's disk, which on a small CI machine may write 256 MiB in more
+# than 3 s: the disk attacks get the time to reach the limit, so a timeout there means the limit did not hold.
+TIMEOUTS = {"keepalive_frames": 1.0, "setsid_child_ignoring_sigterm": 1.0, "tmp_3gib": 60.0, "dev_shm_3gib": 60.0}
 HONEST = "def grade(sample, item):\n    return 0.5\n"
 
 PATCHER = PRELUDE + r'''
