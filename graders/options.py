@@ -1,6 +1,6 @@
 """Every behaviour the hosted service leaves unknown, as one named, switchable option (§2, §14).
 
-Each field carries its id (U1…U49) in docs/behaviour.md and the recommended default. Options are resolved once when a
+Each field carries its id (U1…U50) in docs/behaviour.md and the recommended default. Options are resolved once when a
 grader is compiled and passed down; evaluators never read globals or environment variables themselves. This is
 the only module that reads the environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `GRADERS_PYTHON_TIMEOUT`,
 `GRADERS_PYTHON_MEMORY_MB`, `GRADERS_IMAGES_DIR`, `XDG_CACHE_HOME`), once, when `Options()` is built, so
@@ -32,7 +32,8 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 FIXED_BEHAVIOURS: dict[str, str] = {
     "U3": "truncated_observation_error and unresponsive_reward_error have no known local trigger and stay false "
     "(U27 can still choose unresponsive_reward_error for python limit violations).",
-    "U39": "formulas have no extensions: no `**`, comparisons, ternaries, constants or other functions.",
+    "U39": "formulas have no extensions: no `**`, comparisons, ternaries, constants or other functions; a variable is "
+    "spelled `[A-Za-z_][A-Za-z0-9_]*` (any other spelling would collide with the operators, e.g. `a-b`).",
     "U43": "multi writes one `<key>: <text>` line per failing sub-grader into each details key, joined by newlines.",
     "U45": "the error envelope's `param` is the path relative to the grader, with the codes invalid_type, "
     "invalid_value and missing_required_parameter (§12.1).",
@@ -220,8 +221,10 @@ class ValidateOptions(_Group):
     """U36 reject `temperature` on reasoning models and `reasoning_effort` on others."""
     label_subset_check: bool = True
     """U46 enforce `passing_labels` ⊆ `labels`."""
-    python_compile_check: bool = True
-    """U47 compile python `source` and require a two-argument `grade` at validation."""
+    python_compile_check: Literal["warn", "error", "off"] = "warn"
+    """U47 compile python `source` and look for a two-argument `grade` at validation: warn = the echo succeeds and
+    the problem is reported beside it (`GraderValidateResponse.warnings`, a warning line from `graders validate`),
+    as a hosted run accepted a source that does not compile; error = a 400; off = not checked."""
     template_syntax: bool = False
     """U48 reject malformed `{{ … }}` references at validation instead of at run time."""
 
@@ -237,6 +240,9 @@ class TemplateOptions(_Group):
     """U13 a reference that resolves to `null` is unresolved instead of rendering `null`."""
     non_string_rendering: Literal["json", "python"] = "json"
     """U14 how non-string values are rendered into text (§5.6)."""
+    json_string_steps: Literal["off", "parse"] = "off"
+    """U50 a path step into a string that holds JSON (a tool call's `function.arguments`): off = unresolved
+    (invalid_variable_error); parse = the step goes into the parsed value."""
 
 
 class SampleOptions(_Group):
@@ -258,10 +264,12 @@ class StringCheckOptions(_Group):
 
 
 class FuzzyMatchOptions(_Group):
-    scorer: Literal["wratio_dp", "ratio", "ratio_dp", "wratio", "token_set_dp", "token_sort_dp", "partial"] = (
-        "wratio_dp"
-    )
-    """U19 which rapidfuzz scorer `fuzzy_match` uses (calibration Table A, §7.4)."""
+    scorer: Literal["ratio", "ratio_dp", "wratio", "wratio_dp", "token_set_dp", "token_sort_dp", "partial"] = "ratio"
+    """U19 which rapidfuzz scorer `fuzzy_match` uses (calibration Table A, §7.4); plain `ratio` matches a hosted
+    value (§7.2)."""
+    max_partial_chars: int = bounded(2000, ge=1)
+    """Longest shorter text for `partial_ratio` (the `partial` scorer, and `wratio`/`wratio_dp` when one text is
+    1.5x the other), whose cost grows with the cube of it; past it the grade is other_error naming the input."""
 
 
 class BleuOptions(_Group):
@@ -323,6 +331,9 @@ class CosineOptions(_Group):
 class TextSimilarityOptions(_Group):
     pass_threshold_outside_evals: Literal["ignore", "reject"] = "ignore"
     """U18 `pass_threshold` on a non-Evals text_similarity grader."""
+    max_chars: int = bounded(100_000, ge=1)
+    """Longest rendered `input` or `reference` any metric scores (fuzzy_match and rouge_l are quadratic); past it
+    the grade is other_error naming the input, so no grade costs more than about a second."""
     fuzzy_match: FuzzyMatchOptions = group(FuzzyMatchOptions)
     bleu: BleuOptions = group(BleuOptions)
     gleu: GleuOptions = group(GleuOptions)
@@ -371,6 +382,9 @@ class PythonOptions(_Group):
     """Warm worker processes per grader source; None = the number of CPU cores."""
     chunk_size: int = bounded(100, ge=1)
     """Rows sent to a worker per message in bulk runs (one pipe round trip per chunk)."""
+    max_input_bytes: int = bounded(64 * 1024**2, ge=1024)
+    """Largest row (`sample` and `item` as JSON) sent to a worker, which must hold it a few times over within
+    `memory_bytes`; past it the grade is other_error naming the larger of the two."""
     fresh_process: bool = False
     """Run each grade in a process forked from a warm worker (module loaded once), so no state carries between
     samples; slower than warm reuse."""
@@ -543,7 +557,7 @@ def _set(node: Any, parts: list[str], value: Any, dotted: str, depth: int = 0) -
     name = parts[depth]
     fields = {f.name: f for f in node._fields}
     if name not in fields:
-        raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 1])!r})")
+        raise OptionError(_unknown(dotted, parts, depth))
     current = getattr(node, name)
     if depth == len(parts) - 1:
         if isinstance(current, _Group):
@@ -551,8 +565,18 @@ def _set(node: Any, parts: list[str], value: Any, dotted: str, depth: int = 0) -
         hint = _hints(type(node))[name]
         return node.replace(**{name: _check(value, hint, fields[name], dotted)})
     if not isinstance(current, _Group):
-        raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 2])!r})")
+        raise OptionError(f"unknown option {dotted!r} ({'.'.join(parts[: depth + 1])!r} is an option, not a group)")
     return node.replace(**{name: _set(current, parts, value, dotted, depth + 1)})
+
+
+def _unknown(dotted: str, parts: list[str], depth: int) -> str:
+    """`unknown option 'a.b.c'`, saying which group lacks which name, and the nearest real names."""
+    import difflib
+
+    where = f" ({'.'.join(parts[:depth])!r} has no {parts[depth]!r})" if depth else ""
+    near = difflib.get_close_matches(dotted, list(Options().flat()), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else "; `graders options` lists them all"
+    return f"unknown option {dotted!r}{where}{hint}"
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -410,7 +410,7 @@ def run_cross_config(ctx: dict[str, Any], fresh: bool) -> dict[str, Any]:
     """A grader that patches builtins, leaves files and leaks descriptors, then a second config that relies on them;
     a grader that snoops on its worker's input and memory, then another config's rows, then the snooper again."""
     opts = _options(ctx, **{"python.fresh_process": fresh})
-    patcher = graders.compile({"type": "python", "source": PATCHER}, opts).run_many(["a", "b"])
+    patcher = graders.compile({"type": "python", "source": PATCHER}, opts).run_many([{"model_sample": s} for s in ["a", "b"]])
     victim = graders.compile({"type": "python", "source": VICTIM}, opts).run_many([{"model_sample": "x", "item": {"k": 0.5}}] * 3)
     prefix = "patient-record"
     snooper = graders.compile({"type": "python", "source": SNOOPER}, opts)

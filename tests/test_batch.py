@@ -262,7 +262,7 @@ def test_compact_lines_hold_row_reward_flags_and_sub_rewards(tmp_path):
     out = tmp_path / "out.jsonl"
     assert cli("batch", MULTI, str(data), "--out", str(out), "--quiet", "--compact")[0] == 0
     first, second = [json.loads(line) for line in out.read_text().splitlines()]
-    assert first == {"row": 0, "reward": pytest.approx(1.0), "sub_rewards": {"exact": 1.0, "mentions": 1.0, "no_apology": 1.0}}
+    assert first == {"row": 0, "reward": pytest.approx(1.0), "sub_rewards": {"exact": 1.0, "mentions": 1.0, "apology": 0.0}}
     assert second["row"] == 1 and second["flags"] == ["invalid_variable_error"] and "exact" in second["sub_rewards"]
 
 
@@ -430,7 +430,7 @@ def test_summary_numbers_match_a_hand_computation(tmp_path):
         assert math.isclose(summary["reward"][key], want, rel_tol=1e-12, abs_tol=1e-15), key
     assert summary["flags"]["invalid_variable_error"]["count"] == 2
     assert summary["flags"]["invalid_variable_error"]["top_reasons"][0][1] == 2
-    for key in ("exact", "mentions", "no_apology"):
+    for key in ("exact", "mentions", "apology"):
         assert math.isclose(summary["sub_graders"][key]["mean"], statistics.fmean(r.sub_rewards[key] for r in responses), rel_tol=1e-12)
     assert summary["rows_per_s"] > 0 and summary["wall_time_s"] > 0
 

@@ -170,9 +170,9 @@ def test_playground_run_answers_the_wire_response_plus_details_with_explain_on(u
 def test_playground_run_switches_scoring_options_and_refuses_every_other(ui):
     body = {"grader": FUZZY, "model_sample": "The capital of France is Paris.", "item": {"answer": "Paris, France"}}
     default = ui.post("/playground/run", body).json()
-    ratio = ui.post("/playground/run", {**body, "options": {"text_similarity.fuzzy_match.scorer": "ratio"}}).json()
-    assert default["reward"] == pytest.approx(0.855) and ratio["reward"] == pytest.approx(0.40909, abs=1e-5)
-    assert ratio["details"]["metric"]["scorer"] == "ratio"
+    wratio = ui.post("/playground/run", {**body, "options": {"text_similarity.fuzzy_match.scorer": "wratio_dp"}}).json()
+    assert default["reward"] == pytest.approx(0.40909, abs=1e-5) and wratio["reward"] == pytest.approx(0.855)
+    assert wratio["details"]["metric"]["scorer"] == "WRatio"
     for name, value in (("python.isolation", "landlock"), ("python.timeout_s", 1), ("models.base_url", "http://x"), ("explain", False)):
         refused = ui.post("/playground/run", {**body, "options": {name: value}})
         assert refused.status_code == 200 and refused.json()["error"]["param"] == f"options.{name}", name
@@ -194,14 +194,14 @@ def test_playground_info_lists_exactly_the_scoring_options_with_their_values(ui)
     options = {o["name"]: o for o in info["scoring_options"]}
     assert set(options) == set(SCORING_OPTIONS)
     scorer = options["text_similarity.fuzzy_match.scorer"]
-    assert scorer["kind"] == "enum" and "ratio" in scorer["choices"] and scorer["value"] == "wratio_dp"
+    assert scorer["kind"] == "enum" and "ratio" in scorer["choices"] and scorer["value"] == "ratio"
     assert scorer["description"].startswith("U19")
     assert info["python_graders"] in ("full isolation", "refused") and info["max_body_bytes"] == 16 * 1024 * 1024
     assert info["flags"][0] == "formula_parse_error" and "invalid_variable_error" in info["flags"]
 
 
 def test_option_kind_describes_what_a_form_can_offer():
-    assert option_kind("text_similarity.fuzzy_match.scorer")["choices"][0] == "wratio_dp"
+    assert option_kind("text_similarity.fuzzy_match.scorer")["choices"][0] == "ratio"
     assert option_kind("template.null_is_missing") == {"kind": "bool"}
     assert option_kind("formula.minmax_min_args") == {"kind": "integer"}
     assert option_kind("evals.default_pass_threshold") == {"kind": "number", "nullable": True}
@@ -219,7 +219,7 @@ def test_playground_grade_answers_compact_results_in_order_and_a_bad_row_costs_o
     assert results[1]["flags"] == ["other_error"] and "invalid row" in results[1]["error"]
     assert results[2]["flags"] == ["invalid_variable_error"] and "item.answer" in results[2]["error"]
     multi = ui.post("/playground/grade", {"grader": MULTI, "rows": rows[:1]}).json()["results"][0]
-    assert multi["sub_rewards"] == {"exact": 1.0, "mentions": 1.0, "no_apology": 1.0}
+    assert multi["sub_rewards"] == {"exact": 1.0, "mentions": 1.0, "apology": 0.0}
     assert ui.post("/playground/grade", {"grader": EXACT}).json()["error"]["param"] == "rows"
     assert ui.post("/playground/grade", {"grader": EXACT, "rows": {}}).json()["error"]["param"] == "rows"
 

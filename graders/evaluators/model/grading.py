@@ -163,9 +163,7 @@ class ModelGraderEvaluator(AsyncEvaluator):
                 )
             else:
                 outcome = self._parse(text, mode, details)
-        outcome.usage = {sampled: usage} if usage is not None else None
-        outcome.sampled_model_name = sampled
-        return outcome
+        return outcome.replace(usage={sampled: usage} if usage is not None else None, sampled_model_name=sampled)
 
     def _parse(self, text: str | None, mode: str, details: dict[str, Any]) -> Outcome:
         if not text:

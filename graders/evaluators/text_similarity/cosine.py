@@ -47,7 +47,7 @@ class Cosine(AsyncMetric):
         """Use a local embedder instead of the endpoint (`graders.extend.set_embedder` is the public way in)."""
         self._embedder = embedder
         self._cache.clear()
-        self.signature.update({"model": name, "endpoint": "local embedder"})
+        self.signature = {**self.signature, "model": name, "endpoint": "local embedder"}
 
     async def ascore_many(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         await self._embed_missing([t for pair in pairs for t in pair])
