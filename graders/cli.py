@@ -28,9 +28,10 @@ PLUGINS: dict[str, tuple[str, str]] = {
     "judge": ("graders.evaluators.model.judge", "a local llama.cpp judge for offline plumbing checks (optional extra)"),
     "serve": ("graders.server.cli", "serve /v1/fine_tuning/alpha/graders/run and /validate (and OpenRLHF's /get_reward) here"),
     "export": ("graders.integrations.export", "write a reward file for TRL, verl or OpenRLHF that loads this grader once"),
+    "ui": ("graders.server.cli:add_ui_cli", "open the playground in a browser: edit a grader, run it, explore rows and batch outputs"),
 }
-"""Sub-commands other modules fill in with `add_cli(parser)`, by name: a module is imported only when its
-sub-command runs, so `graders run` never pays for httpx or the image tooling."""
+"""Sub-commands other modules fill in with `add_cli(parser)` (or the function named after a colon), by name: a
+module is imported only when its sub-command runs, so `graders run` never pays for httpx or the image tooling."""
 
 
 class InputError(Exception):
@@ -56,19 +57,30 @@ def _read_text(path: str, what: str) -> str:
 
 
 def _parse_json(text: str, what: str) -> Any:
+    """Strict JSON (§5.7: no NaN, no lone surrogates, nesting within the limit), or one line saying why not."""
+    from ._json import JSONTextError, loads
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
-        raise InputError(f"{what} is nested too deeply to parse") from None
+        return loads(text)
+    except JSONTextError as exc:
+        raise InputError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _argument_text(value: str, what: str) -> str:
+    """A text argument as typed: bytes that are not UTF-8 reach Python as lone surrogates, refused here (§5.7)."""
+    from ._json import text_problem
+
+    problem = text_problem(value)
+    if problem is not None:
+        raise InputError(f"{what} {problem}")
+    return value
 
 
 def _json_arg(value: str, what: str) -> Any:
     """A JSON value given inline, or as `@file`."""
     if value.startswith("@"):
         return _parse_json(_read_text(value[1:], what), f"{what} file {value[1:]!r}")
-    return _parse_json(value, what)
+    return _parse_json(_argument_text(value, what), what)
 
 
 def _load_grader(path: str) -> Any:
@@ -92,7 +104,10 @@ def option_values(args: argparse.Namespace, *, explain: bool = False) -> tuple[d
         values.update(loaded)
     raw: dict[str, str] = {}
     for assignment in getattr(args, "option", None) or []:
-        name, value = parse_option_assignment(assignment)
+        try:
+            name, value = parse_option_assignment(assignment)
+        except OptionError as exc:
+            raise InputError(str(exc)) from None
         values[name] = value
         raw[name] = assignment.partition("=")[2]
     if explain:
@@ -138,7 +153,11 @@ def _explain_details(details: dict[str, Any], indent: str) -> list[str]:
     for key, value in details.items():
         if key in ("error", "traceback"):
             continue
-        if key == "sub_graders" and isinstance(value, dict):
+        if key == "formula" and isinstance(value, dict):
+            variables = ", ".join(f"{k} = {v!r}" for k, v in (value.get("variables") or {}).items())
+            lines.append(f"{indent}calculate_output: {value.get('calculate_output')}")
+            lines.append(f"{indent}  with {variables}: {value.get('result')!r}")
+        elif key == "sub_graders" and isinstance(value, dict):
             lines.append(f"{indent}sub-graders:")
             for sub_key, sub in value.items():
                 flags = [k for k in FLAG_KEYS if (sub.get("errors") or {}).get(k)]
@@ -160,12 +179,18 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     grader = _load_grader(args.grader)
     options = _options(args, explain=args.explain)
     if args.sample is not None:
-        model_sample, sample = args.sample, None
+        model_sample, sample = _argument_text(args.sample, "--sample"), None
     elif args.sample_file is not None:
         model_sample, sample = _read_text(args.sample_file, "sample file"), None
     else:
         model_sample, sample = None, _json_arg(args.sample_json, "--sample-json")
     item = _json_arg(args.item, "--item") if args.item is not None else None
+    if sample is not None:
+        from .namespaces import unknown_sample_keys
+
+        for key in unknown_sample_keys(sample):
+            print(f"graders: warning: --sample-json has a key {key!r} that no hosted sample has (§5.4); it is passed on, "
+                  "but a typo of one of the sample's keys leaves that key derived from the others", file=sys.stderr)
     try:
         with CompiledGrader(grader, options) as compiled:
             response = compiled.run(model_sample, item, sample=sample)
@@ -188,24 +213,35 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         _print_json(exc.envelope(), out)
         return 1
     _print_json(result.model_dump(), out)
+    for warning in result.warnings:
+        print(f"graders: warning: {warning}", file=sys.stderr)
     return 0
 
 
-def _rows(path: str) -> Iterator[Any]:
-    """JSONL rows; a line that is not JSON becomes a `BadRow` the engine answers with a flagged response."""
-    handle = sys.stdin if path == "-" else None
+def _rows(path: str, what: str, *, strict: bool = True) -> Iterator[Any]:
+    """The JSONL cases or rows of a parity run. In a cases file a line that is not strict JSON is unusable input
+    (exit 2), since a suite with a line missing would report agreement on what is left; in the rows to record
+    (`strict=False`) it is a `BadRow`, recorded as not sent."""
+    from ._json import JSONTextError, loads
+
+    handle = sys.stdin.buffer if path == "-" else None
     try:
-        handle = handle or open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        handle = handle or open(path, "rb")  # noqa: SIM115
     except OSError as exc:
-        raise InputError(f"data file {path!r}: {exc.strerror or exc}") from None
+        raise InputError(f"{what} {path!r}: {exc.strerror or exc}") from None
     with handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
-            except ValueError as exc:
-                yield BadRow(f"line {number} is not valid JSON: {exc}")
+                yield loads(line)
+            except JSONTextError as exc:
+                where = f" at column {exc.colno}" if exc.colno else ""
+                reason = f"line {number} is not valid JSON: {exc.msg}{where}"
+                if not strict:
+                    yield BadRow(reason)
+                    continue
+                raise InputError(f"{what} {path!r}: {reason}") from None
 
 
 def _batch_job(args: argparse.Namespace, grader: Any, data: str, layout: Any) -> Any:
@@ -334,7 +370,7 @@ def _report(cases: Iterable[Any], args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_parity(args: argparse.Namespace, out: TextIO) -> int:
-    return _report(_rows(args.cases), args, out)
+    return _report(_rows(args.cases, "cases file"), args, out)
 
 
 def cmd_parity_record(args: argparse.Namespace, out: TextIO) -> int:
@@ -347,7 +383,7 @@ def cmd_parity_record(args: argparse.Namespace, out: TextIO) -> int:
 
     grader = _load_grader(args.grader)
     api_key = os.environ.get(args.api_key_env) or None
-    rows = list(_rows(args.data))
+    rows = list(_rows(args.data, "data file", strict=False))
 
     async def record() -> list[dict[str, Any]]:
         client = GradersClient(
@@ -483,11 +519,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_option_flags(p)
     p.set_defaults(func=cmd_options)
 
-    for name, (module_name, help_text) in PLUGINS.items():
+    for name, (target, help_text) in PLUGINS.items():
         plugin = sub.add_parser(name, help=help_text)
         if name == command:
+            module_name, _, function = target.partition(":")
             try:
-                importlib.import_module(module_name).add_cli(plugin)
+                getattr(importlib.import_module(module_name), function or "add_cli")(plugin)
             except ImportError as exc:
                 plugin.set_defaults(func=_unavailable(name, exc))
     return parser
@@ -513,8 +550,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args, out or sys.stdout))
-    except InputError as exc:
+    except (InputError, OptionError) as exc:
         print(f"graders: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`graders batch … | head -1`): stop quietly, as a command killed by SIGPIPE does,
+        # and point stdout at /dev/null so the interpreter's last flush does not complain either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        where = f"{exc.filename!r}: " if exc.filename else ""
+        print(f"graders: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
-from .errors import BadRow, GraderValidationError
+from .errors import BadRow, GraderValidationError, json_type
 from .evaluators import build_evaluator
 from .evaluators.base import Evaluator, Runner, adapt
 from .namespaces import MISSING, ModelSample, Namespaces, build_namespaces
@@ -24,19 +24,17 @@ from .response import GraderRunResponse, Outcome, ResponseFormat
 from .schema import GraderConfig
 from .validation import Context, generate_name, parse_grader
 
-Row = Mapping[str, Any] | str | BadRow
-"""One batch row: `{"model_sample" | "sample", "item"}`, a bare `model_sample` string, or a `BadRow` a reader
-found unusable (answered with a flagged response in its place)."""
+Row = Mapping[str, Any] | BadRow
+"""One batch row: `{"model_sample" | "sample", "item"}` (the `/run` request's data), or a `BadRow` a reader found
+unusable. Anything else, a bare string included, is answered with `other_error` naming the row, like a `BadRow`."""
 
 
 def _row_fields(row: Any) -> tuple[Any, Any, Any, Any]:
     """(model_sample, item, sample, reference_answer) of one batch row; raises for a row of the wrong shape."""
     if row.__class__ is dict or isinstance(row, Mapping):
         return row.get("model_sample"), row.get("item"), row.get("sample"), row.get("reference_answer", MISSING)
-    if isinstance(row, str):
-        return row, None, None, MISSING
     raise GraderValidationError(
-        f"a row must be an object with 'model_sample' (or 'sample') and 'item', got {type(row).__name__}", "row"
+        f"a row must be an object with 'model_sample' (or 'sample') and 'item', got {json_type(row)}", "row"
     )
 
 
@@ -145,7 +143,7 @@ class CompiledGrader:
     def iter_run(self, rows: Iterable[Row], *, chunk_size: int = 1024, workers: int | None = None) -> Iterator[GraderRunResponse]:
         """Grade rows lazily in chunks, yielding responses in input order (constant memory for any row count).
 
-        A row is a dict with `model_sample` (or a structured `sample`) and optional `item`, or a bare string.
+        A row is a dict with `model_sample` (or a structured `sample`) and optional `item`.
         `workers` shard processes grade large inputs in parallel (default: option `batch.workers`, else the cores
         this process may use); `workers=1`, small inputs and model graders stay in this process.
         `execution_time` of each row is its share of its chunk's time when the evaluator scores in bulk.

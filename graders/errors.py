@@ -12,7 +12,9 @@ Three kinds of failure, three shapes:
   | failure | flag it sets | raised by |
   | --- | --- | --- |
   | `TemplateError` | `invalid_variable_error` (U12 may choose `sample_parse_error`) | templates (§5.5) |
+  | `InvalidInput` | `other_error`, "invalid row: …" naming the field (§5.7) | templates, the python grader's encoder |
   | `MetricUnavailable` | `other_error` (U25 may choose `model_grader_server_error`) | text_similarity metrics (§7) |
+  | `InputTooLarge` | `other_error`, naming the field and the limit's option | evaluators bounding their cost |
   | `ModelCallError` | `model_grader_server_error` | the transport (§9.3) |
   | `ParseProblem` | `model_grader_parse_error` | model graders reading a reply (§9.3, §10) |
   | anything else an evaluator raises | `other_error`, the traceback in local details | a bug, never a grade |
@@ -119,8 +121,36 @@ class TemplateError(GradingFailure):
     default_flag = "invalid_variable_error"
 
 
+class InvalidInput(TemplateError):
+    """A value of the row that no grade may use (§5.7): text that is not valid Unicode, a number JSON cannot hold
+    (NaN, ±Infinity), nesting past the limit. The row is refused like a `BadRow`: `other_error`, "invalid row: …",
+    the field in `details["param"]`."""
+
+    default_flag = "other_error"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"invalid row: '{field}' {problem}")
+        self.field = field
+
+    def trace(self) -> dict[str, Any]:
+        return {"param": self.field}
+
+
 class MetricUnavailable(GradingFailure):
     """A text_similarity metric that cannot run here (no WordNet, no embeddings endpoint) or whose call failed."""
+
+
+class InputTooLarge(GradingFailure):
+    """One input of a grade past a size limit that keeps the grade's cost bounded: `other_error` naming the field
+    (`input`, `reference`, `sample`, `item`) and the option that sets the limit."""
+
+    def __init__(self, field: str, text: str, option: str) -> None:
+        super().__init__(f"{text} ({option})")
+        self.field = field
+        self.option = option
+
+    def trace(self) -> dict[str, Any]:
+        return {"param": self.field, "limit": self.option}
 
 
 class ParseProblem(GradingFailure):

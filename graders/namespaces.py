@@ -6,14 +6,14 @@ template or a python grader reads them, so a string_check over millions of rows 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ._json import loads
 from .errors import RequestError, json_type
 from .options import SampleOptions
 
-_SAMPLE_KEYS: tuple[str, ...] = (
+SAMPLE_KEYS: tuple[str, ...] = (  # §5.4, in the order of the captured payload
     "choices",
     "output_text",
     "output_json",
@@ -23,12 +23,13 @@ _SAMPLE_KEYS: tuple[str, ...] = (
 )
 _JSON_START = frozenset('{["-0123456789tfn')
 # The JSON of a built sample whose text is not JSON (no output_json, no tools), split around the two copies of
-# the text; `ModelSample.json` fills it in, and a test checks it against `dumps(ModelSample.data())`.
+# the text; `ModelSample.json_parts` sends it with nulls there, and a test checks it against `ModelSample.data()`.
 _PLAIN_SAMPLE = (
     b'{"choices":[{"index":0,"message":{"role":"assistant","content":',
     b',"tool_calls":[]},"finish_reason":"stop"}],"output_text":',
     b',"output_json":null,"output_tools":[],"output_reasoning_summary":null,"output_audio":null}',
 )
+_SLIM_SAMPLE = _PLAIN_SAMPLE[0] + b"null" + _PLAIN_SAMPLE[1] + b"null" + _PLAIN_SAMPLE[2]
 MISSING: Any = object()
 """Sentinel for an absent optional request field (e.g. the legacy `reference_answer`)."""
 
@@ -40,11 +41,14 @@ def _may_be_json(text: str) -> bool:
 
 
 def parse_output_json(text: str, scope: str) -> Any:
-    """§5.4: `json.loads(model_sample)` if it parses, else None; U9 decides whether non-objects count."""
+    """§5.4: `model_sample` parsed as JSON if it is JSON, else None; U9 decides whether non-objects count.
+
+    Strict JSON (§5.7): the text `NaN`, a lone-surrogate escape or nesting past the limit is not JSON here.
+    """
     if not _may_be_json(text):
         return None
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return None
     if scope == "objects_only" and not isinstance(value, dict):
@@ -121,13 +125,24 @@ class ModelSample(Mapping[str, Any]):
         """The built namespace itself (not a copy): for serialising, which copies anyway."""
         return self._cache if self._cache is not None else self._build()
 
-    def json(self) -> bytes:
-        """The namespace as JSON bytes, skipping the dict tree when the text cannot be JSON (the common case)."""
-        from ._json import dumps  # orjson, imported only by the graders that send samples as JSON
+    def json_parts(self) -> tuple[bytes, bytes]:
+        """(the namespace as JSON with `null` where the text goes, the text as JSON): the text, which can be most
+        of a row, is sent once and put back in both places by the receiver. Raises `Unsendable` naming the part
+        that JSON cannot hold (§5.7)."""
+        from ._json import dumps_value  # orjson, imported only by the graders that send samples as JSON
 
+        text = dumps_value(self.text, "sample.output_text")
         if not self._opts.extra_keys and not _may_be_json(self.text):
-            text = dumps(self.text)
-            return _PLAIN_SAMPLE[0] + text + _PLAIN_SAMPLE[1] + text + _PLAIN_SAMPLE[2]
+            return _SLIM_SAMPLE, text
+        data = self.data()
+        message = {**data["choices"][0]["message"], "content": None}
+        slim = {**data, "choices": [{**data["choices"][0], "message": message}, *data["choices"][1:]], "output_text": None}
+        return dumps_value(slim, "sample"), text
+
+    def json(self) -> bytes:
+        """The whole namespace as JSON bytes (the text in both of its places)."""
+        from ._json import dumps
+
         return dumps(self.data())
 
 
@@ -174,9 +189,17 @@ def structured_sample(sample: Mapping[str, Any], opts: SampleOptions, param: str
     out.setdefault("output_audio", None)
     for key in opts.extra_keys:
         out.setdefault(key, None if key == "model" else [])
-    ordered = {k: out[k] for k in _SAMPLE_KEYS if k in out}
+    ordered = {k: out[k] for k in SAMPLE_KEYS if k in out}
     ordered.update((k, v) for k, v in out.items() if k not in ordered)
     return ordered
+
+
+def unknown_sample_keys(sample: Any) -> list[str]:
+    """Keys of a structured `sample` that no hosted sample has (§5.4): passed on, but most likely a typo
+    (`output_txt`), which leaves the real key derived from the others."""
+    if not isinstance(sample, Mapping):
+        return []
+    return [k for k in sample if k not in SAMPLE_KEYS and k not in ("model", "input_tools")]
 
 
 class Namespaces:

@@ -1,6 +1,6 @@
 """Every behaviour the hosted service leaves unknown, as one named, switchable option (§2, §14).
 
-Each field carries its id (U1…U49) in docs/behaviour.md and the recommended default. Options are resolved once when a
+Each field carries its id (U1…U50) in docs/behaviour.md and the recommended default. Options are resolved once when a
 grader is compiled and passed down; evaluators never read globals or environment variables themselves. This is
 the only module that reads the environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `GRADERS_PYTHON_TIMEOUT`,
 `GRADERS_PYTHON_MEMORY_MB`, `GRADERS_IMAGES_DIR`, `XDG_CACHE_HOME`, `LOCAL_WORLD_SIZE`), once, when `Options()` is built, so
@@ -32,7 +32,8 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 FIXED_BEHAVIOURS: dict[str, str] = {
     "U3": "truncated_observation_error and unresponsive_reward_error have no known local trigger and stay false "
     "(U27 can still choose unresponsive_reward_error for python limit violations).",
-    "U39": "formulas have no extensions: no `**`, comparisons, ternaries, constants or other functions.",
+    "U39": "formulas have no extensions: no `**`, comparisons, ternaries, constants or other functions; a variable is "
+    "spelled `[A-Za-z_][A-Za-z0-9_]*` (any other spelling would collide with the operators, e.g. `a-b`).",
     "U43": "multi writes one `<key>: <text>` line per failing sub-grader into each details key, joined by newlines.",
     "U45": "the error envelope's `param` is the path relative to the grader, with the codes invalid_type, "
     "invalid_value and missing_required_parameter (§12.1).",
@@ -94,9 +95,17 @@ def bounded(
     return _Field(default, ge=ge, gt=gt, path=path, secret=secret, check=check)
 
 
-def from_env(factory: Callable[[], Any], *, gt: float | None = None, path: bool = False, secret: bool = False) -> Any:
-    """A field whose default is read from the environment each time the options are built."""
-    return _Field(factory=factory, gt=gt, path=path, secret=secret)
+def from_env(
+    factory: Callable[[], Any],
+    *,
+    gt: float | None = None,
+    path: bool = False,
+    secret: bool = False,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    """A field whose default is read from the environment each time the options are built (`check` applies to
+    values set with `with_values`)."""
+    return _Field(factory=factory, gt=gt, path=path, secret=secret, check=check)
 
 
 def group(cls: Callable[[], T]) -> T:
@@ -177,6 +186,13 @@ def _env_count(name: str) -> int | None:
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
+def _http_url(value: str | None) -> str | None:
+    """Model endpoints are reached over HTTP(S)."""
+    if value is not None and not value.lower().startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    return None
+
+
 def _unprivileged_uid_range(value: tuple[int, int]) -> str | None:
     """`python.uid_range` is (first, last) of unprivileged uids: never root, never the overflow uid."""
     if len(value) != 2 or not 1 <= value[0] <= value[1] < 2**32 - 1:
@@ -211,8 +227,10 @@ class ValidateOptions(_Group):
     """U36 reject `temperature` on reasoning models and `reasoning_effort` on others."""
     label_subset_check: bool = True
     """U46 enforce `passing_labels` ⊆ `labels`."""
-    python_compile_check: bool = True
-    """U47 compile python `source` and require a two-argument `grade` at validation."""
+    python_compile_check: Literal["warn", "error", "off"] = "warn"
+    """U47 compile python `source` and look for a two-argument `grade` at validation: warn = the echo succeeds and
+    the problem is reported beside it (`GraderValidateResponse.warnings`, a warning line from `graders validate`),
+    as a hosted run accepted a source that does not compile; error = a 400; off = not checked."""
     template_syntax: bool = False
     """U48 reject malformed `{{ … }}` references at validation instead of at run time."""
 
@@ -228,6 +246,9 @@ class TemplateOptions(_Group):
     """U13 a reference that resolves to `null` is unresolved instead of rendering `null`."""
     non_string_rendering: Literal["json", "python"] = "json"
     """U14 how non-string values are rendered into text (§5.6)."""
+    json_string_steps: Literal["off", "parse"] = "off"
+    """U50 a path step into a string that holds JSON (a tool call's `function.arguments`): off = unresolved
+    (invalid_variable_error); parse = the step goes into the parsed value."""
 
 
 class SampleOptions(_Group):
@@ -249,10 +270,12 @@ class StringCheckOptions(_Group):
 
 
 class FuzzyMatchOptions(_Group):
-    scorer: Literal["wratio_dp", "ratio", "ratio_dp", "wratio", "token_set_dp", "token_sort_dp", "partial"] = (
-        "wratio_dp"
-    )
-    """U19 which rapidfuzz scorer `fuzzy_match` uses (calibration Table A, §7.4)."""
+    scorer: Literal["ratio", "ratio_dp", "wratio", "wratio_dp", "token_set_dp", "token_sort_dp", "partial"] = "ratio"
+    """U19 which rapidfuzz scorer `fuzzy_match` uses (calibration Table A, §7.4); plain `ratio` matches a hosted
+    value (§7.2)."""
+    max_partial_chars: int = bounded(2000, ge=1)
+    """Longest shorter text for `partial_ratio` (the `partial` scorer, and `wratio`/`wratio_dp` when one text is
+    1.5x the other), whose cost grows with the cube of it; past it the grade is other_error naming the input."""
 
 
 class BleuOptions(_Group):
@@ -314,6 +337,9 @@ class CosineOptions(_Group):
 class TextSimilarityOptions(_Group):
     pass_threshold_outside_evals: Literal["ignore", "reject"] = "ignore"
     """U18 `pass_threshold` on a non-Evals text_similarity grader."""
+    max_chars: int = bounded(100_000, ge=1)
+    """Longest rendered `input` or `reference` any metric scores (fuzzy_match and rouge_l are quadratic); past it
+    the grade is other_error naming the input, so no grade costs more than about a second."""
     fuzzy_match: FuzzyMatchOptions = group(FuzzyMatchOptions)
     bleu: BleuOptions = group(BleuOptions)
     gleu: GleuOptions = group(GleuOptions)
@@ -362,6 +388,9 @@ class PythonOptions(_Group):
     """Warm worker processes per grader source; None = the number of CPU cores."""
     chunk_size: int = bounded(100, ge=1)
     """Rows sent to a worker per message in bulk runs (one pipe round trip per chunk)."""
+    max_input_bytes: int = bounded(64 * 1024**2, ge=1024)
+    """Largest row (`sample` and `item` as JSON) sent to a worker, which must hold it a few times over within
+    `memory_bytes`; past it the grade is other_error naming the larger of the two."""
     fresh_process: bool = False
     """Run each grade in a process forked from a warm worker (module loaded once), so no state carries between
     samples; slower than warm reuse."""
@@ -416,22 +445,37 @@ class ModelEndpoint(_Group):
 
     model: str
     """A model name as written in graders, or an fnmatch pattern such as `gpt-4.1-*`."""
-    base_url: str | None = None
+    base_url: str | None = bounded(None, check=_http_url)
     """Endpoint for these models (e.g. `http://127.0.0.1:8000/v1`); None keeps `models.base_url`."""
     api_key: str | None = bounded(None, secret=True)
     """Key for this endpoint; None sends no key when `base_url` is overridden (the default key never leaks to
     another server), else keeps `models.api_key`. Recorded by `flat()`, so prefer keyless local servers."""
+    api_style: Literal["openai", "azure"] | None = None
+    """How requests are addressed and signed (see `models.api_style`); None keeps `models.api_style`, or "openai"
+    when `base_url` is overridden (a server of its own inherits nothing from the default one)."""
+    api_version: str | None = None
+    """Azure's `api-version` for these models; None keeps `models.api_version`."""
+    deployment: str | None = None
+    """Azure deployment serving these models (`api_style: "azure"` only); None uses the grader's model name."""
+    max_rpm: int | None = bounded(None, ge=1)
+    """Requests per minute for these models, a budget of their own; None keeps `models.max_rpm` (none when
+    `base_url` is overridden)."""
+    max_tpm: int | None = bounded(None, ge=1)
+    """Tokens per minute for these models, a budget of their own; None keeps `models.max_tpm` (none when
+    `base_url` is overridden)."""
 
 
 class ModelClientOptions(_Group):
     """Not unknowns: how score_model/label_model reach an OpenAI-compatible Chat Completions server (§9.2, §10)."""
 
-    base_url: str = from_env(lambda: os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL)
+    base_url: str = from_env(lambda: os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL, check=_http_url)
     """Default endpoint: `$OPENAI_BASE_URL` when the options are built, else `https://api.openai.com/v1`."""
     api_key: str | None = from_env(lambda: os.environ.get("OPENAI_API_KEY") or None, secret=True)
     """Default key: `$OPENAI_API_KEY` when the options are built (`flat()` shows only whether one is set)."""
     endpoints: tuple[ModelEndpoint, ...] = ()
-    """Per-model overrides, first match wins, e.g. `[{"model": "qwen*", "base_url": "http://127.0.0.1:8000/v1"}]`."""
+    """Per-model overrides, first match wins: `model` (a name or pattern) and any of `base_url`, `api_key`,
+    `api_style`, `api_version`, `deployment`, `max_rpm`, `max_tpm`, e.g.
+    `[{"model": "qwen*", "base_url": "http://127.0.0.1:8000/v1"}]` (docs/models.md)."""
     max_concurrency: int = bounded(64, ge=1)
     """Requests in flight per endpoint, shared by every sample and sub-grader on the same event loop."""
     timeout_s: float = bounded(60.0, gt=0)
@@ -447,6 +491,20 @@ class ModelClientOptions(_Group):
     response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
     """auto: strict json_schema, falling back to json_object then text after a rejection (remembered per
     endpoint+model); the others force one mode."""
+    transport: Literal["lean", "openai_sdk"] = "lean"
+    """HTTP client: `lean` (keep-alive HTTP/1.1 on asyncio, the fast path) or `openai_sdk` (the official SDK,
+    for HTTP proxies from the environment or anything else the lean client does not cover)."""
+    api_style: Literal["openai", "azure"] = "openai"
+    """`openai`: `{base_url}/chat/completions` with `Authorization: Bearer`; `azure`: Azure OpenAI's
+    `{base_url}/openai/deployments/{deployment}/chat/completions?api-version=...` with an `api-key` header."""
+    api_version: str = "2024-10-21"
+    """Azure's `api-version` query parameter (`api_style: "azure"` only)."""
+    max_rpm: int | None = bounded(None, ge=1)
+    """Requests per minute per endpoint (every attempt counts), shared by everything in the process calling it;
+    None: no limit. The burst is at most one second's share (1/60 of the limit)."""
+    max_tpm: int | None = bounded(None, ge=1)
+    """Tokens per minute per endpoint: each request is counted before it is sent as its text's characters / 4
+    plus its completion cap, then corrected from the reply's usage; None: no limit."""
 
 
 class BatchOptions(_Group):
@@ -515,7 +573,7 @@ def _set(node: Any, parts: list[str], value: Any, dotted: str, depth: int = 0) -
     name = parts[depth]
     fields = {f.name: f for f in node._fields}
     if name not in fields:
-        raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 1])!r})")
+        raise OptionError(_unknown(dotted, parts, depth))
     current = getattr(node, name)
     if depth == len(parts) - 1:
         if isinstance(current, _Group):
@@ -523,8 +581,18 @@ def _set(node: Any, parts: list[str], value: Any, dotted: str, depth: int = 0) -
         hint = _hints(type(node))[name]
         return node.replace(**{name: _check(value, hint, fields[name], dotted)})
     if not isinstance(current, _Group):
-        raise OptionError(f"unknown option {dotted!r} (no {'.'.join(parts[: depth + 2])!r})")
+        raise OptionError(f"unknown option {dotted!r} ({'.'.join(parts[: depth + 1])!r} is an option, not a group)")
     return node.replace(**{name: _set(current, parts, value, dotted, depth + 1)})
+
+
+def _unknown(dotted: str, parts: list[str], depth: int) -> str:
+    """`unknown option 'a.b.c'`, saying which group lacks which name, and the nearest real names."""
+    import difflib
+
+    where = f" ({'.'.join(parts[:depth])!r} has no {parts[depth]!r})" if depth else ""
+    near = difflib.get_close_matches(dotted, list(Options().flat()), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else "; `graders options` lists them all"
+    return f"unknown option {dotted!r}{where}{hint}"
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -679,6 +747,28 @@ def describe_options(options: Options | None = None) -> list[tuple[str, Any, str
     options = options if options is not None else Options()
     docs = _field_docs()
     return [(name, value, docs.get(_owner(options, name), "")) for name, value, _ in _rows(options, "")]
+
+
+def option_kind(dotted: str) -> dict[str, Any]:
+    """What values one option takes, for a form: `{"kind": "enum", "choices": [...]}`, `bool`, `integer`, `number`,
+    `string`, or `json` (lists, records, unions), with `"nullable": true` where null is allowed."""
+    node: Any = Options
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = _hints(node)[part]
+    hint = _hints(node)[parts[-1]]
+    args = typing.get_args(hint)
+    nullable = (typing.get_origin(hint) is Union or typing.get_origin(hint) is types.UnionType) and type(None) in args
+    if nullable:
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else hint
+    if typing.get_origin(hint) is Literal:
+        kind: dict[str, Any] = {"kind": "enum", "choices": list(typing.get_args(hint))}
+    else:
+        kind = {"kind": {bool: "bool", int: "integer", float: "number", str: "string"}.get(hint, "json")}
+    if nullable:
+        kind["nullable"] = True
+    return kind
 
 
 def _owner(options: Options, dotted: str) -> str:

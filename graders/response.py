@@ -94,16 +94,95 @@ def sum_usage(per_model: dict[str, Usage]) -> Usage:
     return {k: sum(u.get(k, 0) for u in per_model.values()) for k in USAGE_KEYS}
 
 
+class FrozenDict(dict):
+    """A dict that refuses every change: the containers of an `Outcome`, shared by the responses of many samples.
+
+    It is a real `dict` (JSON encoders, `isinstance` checks and `==` work as before); `dict(d)` or `d.copy()` gives
+    a plain, changeable copy.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a grade's results are read-only; copy them first, e.g. dict(response.details)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce__(self) -> Any:
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FrozenDict:
+        return self
+
+
+class FrozenList(list):
+    """A list that refuses every change (see `FrozenDict`); `list(x)` gives a changeable copy."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a grade's results are read-only; copy them first, e.g. list(value)")
+
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+    __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self) -> Any:
+        return (FrozenList, (list(self),))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FrozenList:
+        return self
+
+
+FREEZE_DEPTH = 64
+"""Nesting kept in local details; anything deeper (a judge's reply nested without end) is kept as its text."""
+
+
+def freeze(value: Any, depth: int = 0) -> Any:
+    """`value` with every dict and list replaced by a read-only copy, all the way down (tuples keep their type)."""
+    cls = value.__class__
+    if cls is FrozenDict or cls is FrozenList or cls is str or cls is float or cls is int or value is None or cls is bool:
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= FREEZE_DEPTH:
+            return f"<nested deeper than {FREEZE_DEPTH} levels>"
+        if isinstance(value, dict):
+            return FrozenDict({k: freeze(v, depth + 1) for k, v in value.items()})
+        if isinstance(value, tuple):
+            return tuple(freeze(v, depth + 1) for v in value)
+        return FrozenList([freeze(v, depth + 1) for v in value])
+    return value
+
+
+_EMPTY = FrozenDict()
+_set = object.__setattr__
+
+
 class Outcome:
     """The one internal result of an evaluation (design: the flow of one grade).
 
-    Outcomes are never mutated once returned (evaluators may share one instance between samples).
+    Outcomes are immutable, all the way down: evaluators share one instance between samples (a plain pass, a
+    pool failure) and one details dict between rows, so a caller who changes what a response holds must never
+    change the next response. Attributes cannot be set; `errors`, `usage`, `sub_rewards` and `details` are
+    read-only (`FrozenDict`); `replace` makes a changed copy.
     `errors` holds only the keys that are set (flags → True, text keys → str); everything absent takes its §3.3
     default when the wire dict is built. `details` is local trace data (rendered templates, metric signature,
     judge steps, grader stdout): it never enters the hosted wire shape.
     """
 
     __slots__ = ("score", "errors", "usage", "sampled_model_name", "sub_rewards", "details")
+
+    score: float
+    errors: dict[str, Any] | None
+    usage: dict[str, Usage] | None
+    sampled_model_name: str | None
+    sub_rewards: dict[str, float] | None
+    details: dict[str, Any] | None
 
     def __init__(
         self,
@@ -114,12 +193,33 @@ class Outcome:
         sub_rewards: dict[str, float] | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self.score = score
-        self.errors = errors
-        self.usage = usage
-        self.sampled_model_name = sampled_model_name
-        self.sub_rewards = sub_rewards
-        self.details = details
+        _set(self, "score", score)
+        _set(self, "errors", errors if errors is None or errors.__class__ is FrozenDict else FrozenDict(errors))
+        _set(self, "usage", usage if usage is None or usage.__class__ is FrozenDict else freeze(usage))
+        _set(self, "sampled_model_name", sampled_model_name)
+        _set(self, "sub_rewards", sub_rewards if sub_rewards is None or sub_rewards.__class__ is FrozenDict else FrozenDict(sub_rewards))
+        _set(self, "details", details if details is None or details.__class__ is FrozenDict else freeze(details))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"outcomes are immutable; use replace({name}=...) for a changed copy")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("outcomes are immutable")
+
+    def replace(self, **changes: Any) -> Outcome:
+        """A copy with some fields changed (the containers given are frozen like the constructor's)."""
+        fields = {k: getattr(self, k) for k in self.__slots__}
+        fields.update(changes)
+        return Outcome(**fields)
+
+    def __reduce__(self) -> Any:
+        return (Outcome, tuple(getattr(self, k) for k in self.__slots__))
+
+    def __copy__(self) -> Outcome:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Outcome:
+        return self
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Outcome) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
@@ -247,7 +347,8 @@ class GraderRunResponse:
 
     @property
     def details(self) -> dict[str, Any]:
-        return self.outcome.details or {}
+        """The local trace, read-only (it may be shared with other responses): `dict(...)` to change a copy."""
+        return self.outcome.details or _EMPTY
 
     @property
     def sampled_model_name(self) -> str | None:
@@ -466,20 +567,27 @@ class ResponseEncoder:
 
 
 class GraderValidateResponse:
-    """`/validate` success (spec §3.5): the grader echoed in the order sent, a generated `name` appended last."""
+    """`/validate` success (spec §3.5): the grader echoed in the order sent, a generated `name` appended last.
 
-    __slots__ = ("grader",)
+    `warnings` are local: lines naming what the service accepts but what will not work as written (a python
+    `source` that does not compile, U47 `warn`; a template reference that can never resolve). They are never part
+    of the echo, whose shape stays the hosted one.
+    """
 
-    def __init__(self, grader: dict[str, Any] | None = None) -> None:
+    __slots__ = ("grader", "warnings")
+
+    def __init__(self, grader: dict[str, Any] | None = None, warnings: tuple[str, ...] = ()) -> None:
         self.grader: dict[str, Any] = grader if grader is not None else {}
+        self.warnings: tuple[str, ...] = tuple(warnings)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, GraderValidateResponse) and self.grader == other.grader
+        return isinstance(other, GraderValidateResponse) and (self.grader, self.warnings) == (other.grader, other.warnings)
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"GraderValidateResponse(grader={self.grader!r})"
+        shown = f", warnings={list(self.warnings)!r}" if self.warnings else ""
+        return f"GraderValidateResponse(grader={self.grader!r}{shown})"
 
     def model_dump(self, *, mode: Literal["json", "python"] | str = "python") -> dict[str, Any]:
         """`{"grader": echo}`, a copy; `mode` as in pydantic (json mode makes any non-JSON value JSON-safe)."""

@@ -9,7 +9,12 @@ Grammar (strict, U7)::
     reference := "{{" WS* ("item" | "sample") segment+ WS* "}}"
     segment   := "." KEY | "[" DIGITS "]"        KEY := 1*(any char except . [ ] { } and whitespace)
 
-`extended` adds `[-n]` (from the end) and quoted keys `["a.b c"]` / `['a']`.
+`extended` adds `[-n]` (from the end) and quoted keys `["a.b c"]` / `['a']`. With U50
+`template.json_string_steps = "parse"`, a step that meets a string holding JSON (a tool call's
+`function.arguments`) goes on into the parsed value.
+
+What a reference renders must be something JSON can hold (§5.7): text that is valid Unicode, finite numbers, at
+most `MAX_DEPTH` levels; otherwise the row is refused with `other_error` naming the reference, never graded.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import TemplateError, json_type
-from .namespaces import ModelSample, Namespaces
+from ._json import MAX_DEPTH, JSONTextError, loads, text_problem, value_problem
+from .errors import InvalidInput, TemplateError, json_type
+from .namespaces import SAMPLE_KEYS, ModelSample, Namespaces
+
+_KNOWN_SAMPLE_KEYS = frozenset(SAMPLE_KEYS) | {"model", "input_tools"}  # U11 may add the last two
 from .options import TemplateOptions
 
 # A `{{ … }}` whose inside holds no further `{{`: in `{{ a {{ item.x }}` the first `{{` stays literal text.
@@ -74,6 +82,10 @@ def _parse_ref(raw: str, inner: str, extended: bool) -> Ref | BadRef:
     return Ref(m.group(1), tuple(steps), raw)
 
 
+class _Unrenderable(Exception):
+    """A value that breaks the §5.7 rule; the renderer finds which part and names it."""
+
+
 def _to_text_json(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -84,22 +96,35 @@ def _to_text_json(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, (int, float)):
-        return json.dumps(value)
+        try:
+            return json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise _Unrenderable from None
     if isinstance(value, Mapping) and not isinstance(value, dict):
         value = dict(value)
-    return json.dumps(value, ensure_ascii=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        raise _Unrenderable from None
+    if len(text) > MAX_DEPTH and text.count("[") + text.count("{") > MAX_DEPTH and value_problem(value, "") is not None:
+        raise _Unrenderable
+    return text
 
 
 def _to_text_python(value: Any) -> str:
     if isinstance(value, Mapping) and not isinstance(value, dict):
         value = dict(value)
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    if value_problem(value, "") is not None:
+        raise _Unrenderable
+    return str(value)
 
 
 class Template:
     """A compiled template: `render(ns)` returns text or raises `TemplateError`."""
 
-    __slots__ = ("source", "parts", "refs", "render", "_to_text", "_null_missing", "_json_flag")
+    __slots__ = ("source", "parts", "refs", "render", "_to_text", "_null_missing", "_json_flag", "_json_steps")
 
     def __init__(self, source: str, opts: TemplateOptions) -> None:
         self.source = source
@@ -126,6 +151,7 @@ class Template:
         self._to_text = _to_text_json if opts.non_string_rendering == "json" else _to_text_python
         self._null_missing = opts.null_is_missing
         self._json_flag = opts.output_json_unavailable_flag
+        self._json_steps = opts.json_string_steps == "parse"
         self.render = self._renderer()
 
     @property
@@ -133,8 +159,30 @@ class Template:
         """Syntax problems found at compile time (U48 reports these from `/validate`)."""
         return [f"{p.text}: {p.reason}" for p in self.refs if isinstance(p, BadRef)]
 
+    @property
+    def unreachable(self) -> list[str]:
+        """References that parse but can never resolve on a hosted sample (§5.4): a key `sample` never has, or a
+        step into `function.arguments`, a JSON string, while U50 is off. `/validate` reports them as warnings."""
+        out = []
+        for ref in self.refs:
+            if isinstance(ref, BadRef) or ref.root != "sample":
+                continue
+            first = ref.steps[0]
+            if isinstance(first, int):
+                out.append(f"{ref.text}: sample is an object, so [{first}] never resolves")
+            elif first not in _KNOWN_SAMPLE_KEYS:
+                out.append(f"{ref.text}: sample has no key '{first}' (its keys are {', '.join(SAMPLE_KEYS)})")
+            elif not self._json_steps and _steps_into_arguments(ref.steps):
+                out.append(
+                    f"{ref.text}: function.arguments is a JSON string, so a step into it resolves only with "
+                    "template.json_string_steps=parse (U50)"
+                )
+        return out
+
     def _renderer(self) -> Callable[[Namespaces], str]:
-        """`render(ns) -> str`, specialised once for this template's shape (constant, one reference, mixed)."""
+        """`render(ns) -> str`, specialised once for this template's shape (constant, one reference, mixed).
+
+        Every substituted text is checked to be valid Unicode (`isascii` answers at once for ASCII text)."""
         to_text = self._to_text
         if not self.refs:
             const = self.source
@@ -144,28 +192,58 @@ class Template:
 
             return render_const
         if len(self.parts) == 1:
-            get = self._getter(self.parts[0])  # type: ignore[arg-type]
+            ref = self.parts[0]
+            get = self._getter(ref)  # type: ignore[arg-type]
+            refuse = self._refuse
 
             def render_one(ns: Namespaces) -> str:
                 value = get(ns)
-                return value if value.__class__ is str else to_text(value)
+                if value.__class__ is str:
+                    if value.isascii():
+                        return value
+                    text = value
+                else:
+                    try:
+                        text = to_text(value)
+                    except _Unrenderable:
+                        raise refuse(ref, value) from None
+                if text_problem(text) is not None:
+                    raise refuse(ref, value)
+                return text
 
             return render_one
-        pieces: tuple[str | Callable[[Namespaces], Any], ...] = tuple(
-            p if isinstance(p, str) else self._getter(p) for p in self.parts
+        pieces: tuple[tuple[str | Ref | BadRef, Callable[[Namespaces], Any] | None], ...] = tuple(
+            (p, None) if isinstance(p, str) else (p, self._getter(p)) for p in self.parts
         )
+        refuse = self._refuse
 
         def render_mixed(ns: Namespaces) -> str:
             out: list[str] = []
-            for piece in pieces:
-                if isinstance(piece, str):
-                    out.append(piece)
-                else:
-                    value = piece(ns)
-                    out.append(value if value.__class__ is str else to_text(value))
+            for part, piece in pieces:
+                if piece is None:
+                    out.append(part)  # type: ignore[arg-type]
+                    continue
+                value = piece(ns)
+                if value.__class__ is not str:
+                    try:
+                        value = to_text(value)
+                    except _Unrenderable:
+                        raise refuse(part, value) from None
+                if not value.isascii() and text_problem(value) is not None:
+                    raise refuse(part, value)
+                out.append(value)
             return "".join(out)
 
         return render_mixed
+
+    @staticmethod
+    def _refuse(ref: Any, value: Any) -> InvalidInput:
+        """The row's refusal for a value that breaks §5.7, naming the reference's path and the part inside it."""
+        path = ref.path if isinstance(ref, Ref) else "value"
+        found = value_problem(value, path)
+        if found is None:  # a value whose own str() or JSON form fails: not JSON at all
+            return InvalidInput(path, f"is a {type(value).__name__} that cannot be rendered as text")
+        return InvalidInput(*found)
 
     def _getter(self, ref: Ref | BadRef) -> Callable[[Namespaces], Any]:
         """A fast lookup for one reference; any miss falls back to `resolve`, which names the failing step."""
@@ -183,7 +261,7 @@ class Template:
                     if step.__class__ is int and node.__class__ is not list:
                         raise TypeError
                     node = node[step]
-            except (KeyError, IndexError, TypeError):
+            except (KeyError, IndexError, TypeError, ValueError):
                 return slow(ref, ns)
             if node is None and null_missing:
                 return slow(ref, ns)
@@ -197,6 +275,11 @@ class Template:
             raise TemplateError(f"invalid reference {ref.text}: {ref.reason}")
         node: Any = ns.item if ref.root == "item" else ns.sample
         for i, step in enumerate(ref.steps):
+            if node.__class__ is str and self._json_steps:
+                try:
+                    node = loads(node)
+                except JSONTextError as exc:
+                    raise self._unresolved(ref, i, f"the string there is not JSON ({exc.msg})", ns) from None
             if isinstance(step, int):
                 if node.__class__ is list and -len(node) <= step < len(node):
                     node = node[step]
@@ -238,6 +321,14 @@ class Template:
 
 
 _ABSENT = object()
+
+
+def _steps_into_arguments(steps: tuple[str | int, ...]) -> bool:
+    """Whether a sample path goes past `function.arguments` (a tool call's arguments, a JSON string, §5.4)."""
+    for i in range(len(steps) - 2):
+        if steps[i] == "function" and steps[i + 1] == "arguments":
+            return True
+    return False
 
 
 def compile_template(source: str, opts: TemplateOptions) -> Template:

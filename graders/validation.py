@@ -326,10 +326,22 @@ def _preprocess(data: Mapping[str, Any], options: Options) -> dict[str, Any]:
     return out
 
 
+def _check_json(grader: Any) -> None:
+    """Before any check walks the config: it must be JSON the engine can hold (§5.7), so a field nested thousands
+    of levels deep, a NaN or a lone surrogate is a 400 naming it rather than a crash deep inside."""
+    from ._json import value_problem
+
+    found = value_problem(grader, "") if isinstance(grader, Mapping) else None
+    if found is not None:
+        path, problem = found
+        raise invalid_value(path or "grader", f"{problem.removeprefix('is ')}.")
+
+
 def parse_grader(grader: Any, options: Options | None = None, *, context: Context = "run") -> GraderConfig:
     """Validate a grader config (§12.2 checks 1-10, first failure wins) and return its typed form."""
     options = options or Options()
     allowed = TOP_LEVEL_TYPES if context == "run" else EVALS_TYPES
+    _check_json(grader)
     _check_types(grader, "", allowed, context)  # 1
     data = _preprocess(grader, options)
     config = parse_config(data)  # 2, 3
@@ -343,7 +355,7 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
         _check_multi(node, path, options)  # 6
     for path, node in tree:
         _check_python_limits(node, path, options)  # 7
-    if options.validate.python_compile_check:
+    if options.validate.python_compile_check == "error":
         for path, node in tree:
             _check_python_source(node, path)  # 8
     if options.validate.template_syntax:
@@ -354,10 +366,29 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
     return config
 
 
+def config_warnings(config: GraderConfig, options: Options) -> list[str]:
+    """What `/validate` accepts but the grader will not do as written, one line each, naming the field: a python
+    `source` that cannot load (U47 `warn`), and template references that can never resolve (U48 off)."""
+    out: list[str] = []
+    for path, node in _walk(config):
+        if isinstance(node, PythonGrader) and options.validate.python_compile_check == "warn":
+            problem = python_source_problem(node.source)
+            if problem:
+                out.append(f"{_join(path, 'source')}: {problem} Every grade will be a python_grader_runtime_error (U47).")
+        for field, text in templated_fields(node):
+            template = compile_template(text, options.template)
+            where = _join(path, field)
+            if not options.validate.template_syntax:
+                out += [f"{where}: {problem}; every grade will be an invalid_variable_error (U48)." for problem in template.problems]
+            out += [f"{where}: {problem}" for problem in template.unreachable]
+    return out
+
+
 def validate(grader: Mapping[str, Any], options: Options | None = None, *, context: Context = "run") -> GraderValidateResponse:
-    """`/validate` (§3.5): the config echoed in the order sent, with a generated `name` appended if absent."""
+    """`/validate` (§3.5): the config echoed in the order sent, with a generated `name` appended if absent; what
+    will not work as written is in `warnings`, never in the echo."""
     options = options or Options()
-    parse_grader(grader, options, context=context)
+    config = parse_grader(grader, options, context=context)
     import copy
 
     echo = copy.deepcopy(dict(grader))
@@ -368,4 +399,4 @@ def validate(grader: Mapping[str, Any], options: Options | None = None, *, conte
     if "name" not in echo or echo["name"] is None:
         echo.pop("name", None)
         echo["name"] = generate_name()
-    return GraderValidateResponse(echo)
+    return GraderValidateResponse(echo, tuple(config_warnings(config, options)))

@@ -304,7 +304,9 @@ LIMITS = {
     "python.workers": 1,
     "python.chunk_size": 3,
 }
-TIMEOUTS = {"keepalive_frames": 1.0, "setsid_child_ignoring_sigterm": 1.0}
+# Without namespaces the private /tmp is on the host's disk, which on a small CI machine may write 256 MiB in more
+# than 3 s: the disk attacks get the time to reach the limit, so a timeout there means the limit did not hold.
+TIMEOUTS = {"keepalive_frames": 1.0, "setsid_child_ignoring_sigterm": 1.0, "tmp_3gib": 60.0, "dev_shm_3gib": 60.0}
 HONEST = "def grade(sample, item):\n    return 0.5\n"
 
 PATCHER = PRELUDE + r'''
@@ -408,7 +410,7 @@ def run_cross_config(ctx: dict[str, Any], fresh: bool) -> dict[str, Any]:
     """A grader that patches builtins, leaves files and leaks descriptors, then a second config that relies on them;
     a grader that snoops on its worker's input and memory, then another config's rows, then the snooper again."""
     opts = _options(ctx, **{"python.fresh_process": fresh})
-    patcher = graders.compile({"type": "python", "source": PATCHER}, opts).run_many(["a", "b"])
+    patcher = graders.compile({"type": "python", "source": PATCHER}, opts).run_many([{"model_sample": s} for s in ["a", "b"]])
     victim = graders.compile({"type": "python", "source": VICTIM}, opts).run_many([{"model_sample": "x", "item": {"k": 0.5}}] * 3)
     prefix = "patient-record"
     snooper = graders.compile({"type": "python", "source": SNOOPER}, opts)

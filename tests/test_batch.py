@@ -262,7 +262,7 @@ def test_compact_lines_hold_row_reward_flags_and_sub_rewards(tmp_path):
     out = tmp_path / "out.jsonl"
     assert cli("batch", MULTI, str(data), "--out", str(out), "--quiet", "--compact")[0] == 0
     first, second = [json.loads(line) for line in out.read_text().splitlines()]
-    assert first == {"row": 0, "reward": pytest.approx(1.0), "sub_rewards": {"exact": 1.0, "mentions": 1.0, "no_apology": 1.0}}
+    assert first == {"row": 0, "reward": pytest.approx(1.0), "sub_rewards": {"exact": 1.0, "mentions": 1.0, "apology": 0.0}}
     assert second["row"] == 1 and second["flags"] == ["invalid_variable_error"] and "exact" in second["sub_rewards"]
 
 
@@ -430,7 +430,7 @@ def test_summary_numbers_match_a_hand_computation(tmp_path):
         assert math.isclose(summary["reward"][key], want, rel_tol=1e-12, abs_tol=1e-15), key
     assert summary["flags"]["invalid_variable_error"]["count"] == 2
     assert summary["flags"]["invalid_variable_error"]["top_reasons"][0][1] == 2
-    for key in ("exact", "mentions", "no_apology"):
+    for key in ("exact", "mentions", "apology"):
         assert math.isclose(summary["sub_graders"][key]["mean"], statistics.fmean(r.sub_rewards[key] for r in responses), rel_tol=1e-12)
     assert summary["rows_per_s"] > 0 and summary["wall_time_s"] > 0
 
@@ -470,18 +470,11 @@ def test_report_is_one_page_with_histogram_and_worst_rows(tmp_path):
 
 
 def test_report_opens_in_headless_chromium_without_console_errors(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from browser import console_problems, start_browser
     from selenium.webdriver.common.by import By
 
     report = _report(tmp_path)
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,1400"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = start_browser(tmp_path / "profile", width=1100, height=1400)
     try:
         driver.get(report.as_uri())
         driver.save_screenshot(str(tmp_path / "report.png"))
@@ -492,8 +485,7 @@ def test_report_opens_in_headless_chromium_without_console_errors(tmp_path):
         box.send_keys("invalid_variable_error")
         shown = [d for d in driver.find_elements(By.CSS_SELECTOR, "details.row") if d.is_displayed()]
         assert shown and all("invalid_variable_error" in d.text for d in shown)
-        problems = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
-        assert problems == []
+        assert console_problems(driver) == []
     finally:
         driver.quit()
     assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -30,7 +30,7 @@ def test_run_prints_the_wire_response():
     assert code == 0 and body["reward"] == pytest.approx(0.4)
     assert list(body) == ["reward", "metadata", "sub_rewards", "model_grader_token_usage_per_model"]
     assert list(body["metadata"]["errors"]) == list(ERROR_KEYS)
-    assert body["sub_rewards"] == {"exact": 0.0, "mentions": 1.0, "no_apology": 1.0}
+    assert body["sub_rewards"] == {"exact": 0.0, "mentions": 1.0, "apology": 0.0}
 
 
 def test_run_reads_sample_and_item_files(tmp_path):
@@ -54,6 +54,23 @@ def test_explain_shows_templates_sub_scores_and_errors():
     assert "exact: 0.0 [invalid_variable_error]" in out
     assert "key 'answer' not found" in out
     assert 'input: "Ottawa"' in out
+
+
+def test_explain_on_multi_shows_the_formula_and_the_values_it_used():
+    code, out = cli("run", MULTI, "--sample", "The capital is paris.", "--item", '{"answer": "Paris"}', "--explain")
+    assert code == 0
+    assert "calculate_output: 0.6 * exact + 0.3 * mentions + 0.1 * (1 - apology)" in out
+    assert "with exact = 0.0, mentions = 1.0, apology = 0.0: 0.4" in out
+
+
+def test_the_multi_fixture_checks_an_apology_anywhere_in_the_answer():
+    """`ne "sorry"` compared the whole answer, so "Sorry, I don't know." passed it; the fixture teaches `ilike`
+    (contained, any case) combined as `1 - apology`."""
+    scores = {}
+    for answer in ("Paris.", "Sorry, I don't know.", "I'm so SORRY: Paris"):
+        code, out = cli("run", MULTI, "--sample", answer, "--item", '{"answer": "Paris"}')
+        scores[answer] = json.loads(out)["sub_rewards"]["apology"]
+    assert scores == {"Paris.": 0.0, "Sorry, I don't know.": 1.0, "I'm so SORRY: Paris": 1.0}
 
 
 def test_options_flag_changes_behaviour():
@@ -90,7 +107,7 @@ def test_batch_marks_bad_rows_and_goes_on(tmp_path, capsys):
         (b"{not json", "is not valid JSON"),
         (b"\xff\xfe\x00", "is not valid UTF-8"),
         (b"[1, 2]", "must hold a JSON object"),
-        (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+        (b"[" * 100000 + b"]" * 100000, "nested deeper than 200 levels"),
     ],
 )
 def test_bad_grader_files_one_clear_line(tmp_path, capsys, content, message):
@@ -148,6 +165,18 @@ INVALID = ROOT / "fixtures" / "graders" / "invalid"
 def test_validate_rejects_each_invalid_fixture_with_its_param(name, param):
     code, out = cli("validate", str(INVALID / name))
     assert code == 1 and json.loads(out)["error"]["param"] == param
+
+
+def test_validate_prints_a_warning_line_for_a_source_that_does_not_load_U47(capsys, tmp_path):
+    """U47 `warn`: exit 0 with the hosted echo on stdout and the problem on stderr; `error` is the 400 (exit 1)."""
+    grader = tmp_path / "one_arg.json"
+    grader.write_text(json.dumps({"type": "python", "name": "one_arg", "source": "def grade(sample):\n    return 1.0\n"}))
+    code, out = cli("validate", str(grader))
+    err = capsys.readouterr().err
+    assert code == 0 and json.loads(out)["grader"]["name"] == "one_arg"
+    assert err.startswith("graders: warning: source: grade must take exactly two positional arguments")
+    code, out = cli("validate", str(grader), "-o", "validate.python_compile_check=error")
+    assert code == 1 and json.loads(out)["error"]["param"] == "source"
 
 
 def test_parity_command_reports_and_sets_exit_status(tmp_path):

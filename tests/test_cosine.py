@@ -20,8 +20,19 @@ def server():
         yield srv
 
 
+CLIENT = {"models.max_retries": 2, "models.backoff_s": 0.01}
+
+
+@pytest.fixture(autouse=True, params=("lean", "openai_sdk"))
+def transport(request):
+    """Every test runs on both HTTP clients: `CLIENT`, which `opts` starts from, names the one (`models.transport`)."""
+    CLIENT["models.transport"] = request.param
+    yield request.param
+    del CLIENT["models.transport"]
+
+
 def opts(server, **more):
-    return Options().with_values({"models.base_url": server.base_url, "models.max_retries": 2, "models.backoff_s": 0.01, **more})
+    return Options().with_values({"models.base_url": server.base_url, **CLIENT, **more})
 
 
 def test_cosine_of_server_embeddings(server):

@@ -37,7 +37,8 @@ def test_bad_rows_are_marked_and_the_rest_go_on():
     assert [r.reward for r in out] == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
     assert out[1].errors["other_error"] and "'model_sample'" in out[1].details["error"]
     assert out[3].details["param"] == "item"
-    assert out[5].errors["invalid_variable_error"]  # a bare string row has an empty item
+    assert out[5].errors["other_error"] and out[5].details["param"] == "row"  # a bare string is not a row
+    assert out[5].details["error"] == "invalid row: a row must be an object with 'model_sample' (or 'sample') and 'item', got a string"
 
 
 def test_a_raising_evaluator_fails_only_its_row(monkeypatch):

@@ -1,4 +1,5 @@
-"""score_model (§9) and label_model (§10) through the real `openai` client against a real HTTP server process.
+"""score_model (§9) and label_model (§10) through both HTTP clients (`models.transport`: the lean one and the
+`openai` SDK) against a real HTTP server process.
 
 `tests/servers/chat_server.py` speaks Chat Completions on 127.0.0.1; each prompt carries a `#script {...}` that
 decides the reply (a score, a label, invalid JSON, a refusal, a length cut-off, 429s, 500s, a hang, a rejected
@@ -20,6 +21,15 @@ from graders import Options
 from servers.chat_server import RunningServer
 
 FAST = {"models.timeout_s": 2.0, "models.max_retries": 2, "models.backoff_s": 0.01, "models.backoff_max_s": 0.2}
+TRANSPORTS = ("lean", "openai_sdk")
+
+
+@pytest.fixture(autouse=True, params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> Any:
+    """Every test here runs on both HTTP clients: `FAST`, which every test's options start from, names the one."""
+    FAST["models.transport"] = request.param
+    yield request.param
+    del FAST["models.transport"]
 
 
 @pytest.fixture(scope="module")
@@ -271,11 +281,11 @@ def test_connection_refused_is_a_server_error() -> None:
 
 
 @pytest.mark.parametrize("status", [400, 500])
-def test_json_schema_rejected_falls_back_to_json_object_and_remembers(srv: RunningServer, status: int) -> None:
+def test_json_schema_rejected_falls_back_to_json_object_and_remembers(srv: RunningServer, status: int, transport: str) -> None:
     """An error naming response_format switches to json_object (schema in the prompt), remembered per
     endpoint+model; llama-cpp-python's server rejects with a 500, which must not be retried as transient."""
     script = {"reject_json_schema": True, "reject_status": status, "result": 0.4}
-    model = f"no-schema-model-{status}"
+    model = f"no-schema-model-{status}-{transport}"  # the memory is the process's: a model per test
     first = graders.run(score_grader(model), "x", {"script": script}, options=opts(srv))
     assert first.reward == 0.4 and not flags(first)
     assert first.details["response_format"] == "json_object"
@@ -290,21 +300,21 @@ def test_json_schema_rejected_falls_back_to_json_object_and_remembers(srv: Runni
     assert "remembered" in again.details["response_format_fallback"][0]
 
 
-def test_fallback_memory_is_per_endpoint_and_key(srv: RunningServer) -> None:
+def test_fallback_memory_is_per_endpoint_and_key(srv: RunningServer, transport: str) -> None:
     """What a server taught us is remembered per route, and the key is part of the route: two keys on one URL
     can be two accounts, so the second key asks json_schema again before falling back."""
     script = {"reject_json_schema": True, "result": 0.4}
-    model = "no-schema-per-key"
+    model = f"no-schema-per-key-{transport}"
     for key, requests in (("sk-one", 2), ("sk-two", 2), ("sk-one", 1)):
         srv.reset()
         resp = graders.run(score_grader(model), "x", {"script": script}, options=opts(srv, models__api_key=key))
         assert resp.reward == 0.4 and srv.stats()["requests"] == requests, key
 
 
-def test_text_fallback_extracts_json_from_prose(srv: RunningServer) -> None:
+def test_text_fallback_extracts_json_from_prose(srv: RunningServer, transport: str) -> None:
     """A server rejecting every response_format gets plain text; the JSON object is extracted from the prose."""
     script = {"reject_response_format": True, "content": 'Sure! ```json\n{"steps": [], "result": 0.3}\n``` Done.'}
-    resp = graders.run(score_grader("plain-text-model"), "x", {"script": script}, options=opts(srv))
+    resp = graders.run(score_grader(f"plain-text-model-{transport}"), "x", {"script": script}, options=opts(srv))
     assert resp.reward == 0.3 and resp.details["response_format"] == "text"
     assert [r.get("response_format", {}).get("type") for r in srv.requests()] == ["json_schema", "json_object", None]
 

@@ -43,7 +43,7 @@ def test_option_flip_changes_the_verdict():
     case = copy.deepcopy(load()[3])
     case["item"] = {}
     case["response"]["reward"] = 0.0
-    case["response"]["sub_rewards"] = case["response"]["metadata"]["scores"] = {"exact": 0.0, "mentions": 0.0, "no_apology": 1.0}
+    case["response"]["sub_rewards"] = case["response"]["metadata"]["scores"] = {"exact": 0.0, "mentions": 0.0, "apology": 0.0}
     case["response"]["metadata"]["errors"]["invalid_variable_error"] = True
     case["response"]["metadata"]["errors"]["invalid_variable_error_details"] = "exact: …"
     assert not check_cases([case]).ok
@@ -78,15 +78,15 @@ def test_flipping_options_names_the_value_that_agrees():
     """A recording made under another U19 scorer: the report tries each scorer and names the one that agrees."""
     grader = {"type": "text_similarity", "name": "f", "input": "{{ sample.output_text }}", "reference": "{{ item.r }}", "evaluation_metric": "fuzzy_match", "pass_threshold": 0.5}
     request = {"grader": grader, "model_sample": "the mat the cat sat on", "item": {"r": "the cat sat on the mat"}}
-    recorded = check_cases([{**request, "response": {"reward": 0.0}}], Options().with_values({"text_similarity.fuzzy_match.scorer": "ratio"}), flip=False)
+    recorded = check_cases([{**request, "response": {"reward": 0.0}}], Options().with_values({"text_similarity.fuzzy_match.scorer": "wratio_dp"}), flip=False)
     assert recorded.cases[0].local_reward is not None
     case = {**request, "response": {"reward": recorded.cases[0].local_reward}}
     report = check_cases([case])
     [row] = report.cases
-    assert not row.ok and "text_similarity.fuzzy_match.scorer='ratio'" in row.agrees_with
+    assert not row.ok and "text_similarity.fuzzy_match.scorer='wratio_dp'" in row.agrees_with
     assert any(c.startswith("text_similarity.fuzzy_match.scorer='partial'") for c in row.changed_by)
     assert row.difference == abs(row.local_reward - row.recorded_reward) and report.max_difference == row.difference
-    assert report.agreement == 0.0 and "agrees with: text_similarity.fuzzy_match.scorer='ratio'" in report.summary()
+    assert report.agreement == 0.0 and "agrees with: text_similarity.fuzzy_match.scorer='wratio', text_similarity.fuzzy_match.scorer='wratio_dp'" in report.summary()
 
 
 def test_recorded_refusal_must_be_refused_locally_with_the_same_param():
@@ -108,14 +108,17 @@ def test_option_choices_are_read_from_the_option_types():
     assert option_choices("python.timeout_s") == [] and option_choices("no.such") == []
 
 
-def test_a_case_line_that_is_not_json_is_reported_not_dropped(tmp_path):
+def test_a_case_line_that_is_not_json_is_unusable_input_exit_2(tmp_path, capsys):
+    """A suite with a line missing would report agreement on the rest, so the run stops: exit 2, one line."""
     from graders.cli import main
 
     cases = tmp_path / "cases.jsonl"
     good = {"grader": {"type": "string_check", "input": "a", "reference": "a", "operation": "eq"}, "model_sample": "x", "response": {"reward": 1.0}}
     cases.write_text(json.dumps(good) + "\n{not json\n")
     out = io.StringIO()
-    assert main(["parity", str(cases), "--json"], out=out) == 1
-    report = json.loads(out.getvalue())
-    assert [c["ok"] for c in report["cases"]] == [True, False]
-    assert "line 2 is not valid JSON" in report["cases"][1]["differences"][0]
+    assert main(["parity", str(cases), "--json"], out=out) == 2 and out.getvalue() == ""
+    err = capsys.readouterr().err
+    assert err.strip().endswith("line 2 is not valid JSON: Expecting property name enclosed in double quotes at column 2")
+    cases.write_text('{"grader": ')
+    assert main(["parity", str(cases)], out=out) == 2
+    assert "line 1 is not valid JSON: Expecting value at column 12" in capsys.readouterr().err

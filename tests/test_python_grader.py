@@ -63,7 +63,7 @@ def test_exception_gives_the_users_traceback():
 def test_import_time_error_and_missing_grade():
     resp = graders.run({"type": "python", "source": "raise RuntimeError('at import')\ndef grade(s, i):\n    return 1\n"}, "x")
     assert "at import" in resp.errors["python_grader_runtime_error_details"]
-    no_grade = Options().with_values({"validate.python_compile_check": False})
+    no_grade = Options().with_values({"validate.python_compile_check": "off"})
     resp = graders.run({"type": "python", "source": "grade = 5\n"}, "x", options=no_grade)
     assert "callable grade" in resp.errors["python_grader_runtime_error_details"]
 
@@ -108,13 +108,13 @@ COUNTER = "calls = []\n\ndef grade(sample, item):\n    calls.append(1)\n    retu
 
 def test_warm_workers_keep_module_state_between_samples():
     compiled = graders.compile({"type": "python", "source": COUNTER}, Options().with_values({"python.workers": 1}))
-    assert [r.reward for r in compiled.run_many(["a", "b", "c"])] == [1.0, 2.0, 3.0]
+    assert [r.reward for r in compiled.run_many([{"model_sample": s} for s in ["a", "b", "c"]])] == [1.0, 2.0, 3.0]
 
 
 def test_fresh_process_mode_carries_no_state_between_samples():
     opts = Options().with_values({"python.workers": 1, "python.fresh_process": True})
     compiled = graders.compile({"type": "python", "source": COUNTER}, opts)
-    assert [r.reward for r in compiled.run_many(["a", "b", "c"])] == [1.0, 1.0, 1.0]
+    assert [r.reward for r in compiled.run_many([{"model_sample": s} for s in ["a", "b", "c"]])] == [1.0, 1.0, 1.0]
     assert compiled.run("d").reward == 1.0
 
 
@@ -126,7 +126,7 @@ def test_fresh_process_mode_reports_exits_and_timeouts_per_row():
         "    return 0.25\n"
     )
     opts = Options().with_values({"python.workers": 1, "python.fresh_process": True, "python.timeout_s": 1})
-    out = graders.compile({"type": "python", "source": source}, opts).run_many(["ok", "exit", "hang", "ok"])
+    out = graders.compile({"type": "python", "source": source}, opts).run_many([{"model_sample": s} for s in ["ok", "exit", "hang", "ok"]])
     assert [r.reward for r in out] == [0.25, 0.0, 0.0, 0.25]
     assert "exited with status 3" in out[1].errors["python_grader_runtime_error_details"]
     assert "exceeded 1 s" in out[2].errors["python_grader_runtime_error_details"]
@@ -136,7 +136,7 @@ def test_a_row_json_cannot_hold_fails_alone_naming_the_field():
     compiled = graders.compile({"type": "python", "source": "def grade(sample, item):\n    return 1.0\n"})
     out = compiled.run_many([{"model_sample": "a", "item": {}}, {"model_sample": "b", "item": {"x": object()}}, {"model_sample": "c", "item": {}}])
     assert [r.reward for r in out] == [1.0, 0.0, 1.0]
-    assert out[1].errors["other_error"] and out[1].details["param"] == "item" and "cannot be sent" in out[1].details["error"]
+    assert out[1].errors["other_error"] and out[1].details["param"] == "item.x" and "which JSON cannot hold" in out[1].details["error"]
 
 
 def test_concurrent_single_calls_are_batched_and_each_gets_its_own_result():

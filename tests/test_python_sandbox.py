@@ -128,7 +128,7 @@ def test_each_worker_runs_as_its_own_uid_from_the_range():
     """As root, two workers of one pool and the workers of two sources all have different unprivileged uids."""
     opts = Options().with_values({**LIMITS, "python.workers": 2, "python.chunk_size": 50, "python.uid_range": (1_900_100_000, 1_900_100_999)})
     source = "import os, time\ndef grade(sample, item):\n    time.sleep(0.002)\n    return float(os.getuid())\n"
-    seen = {r.reward for r in graders.compile({"type": "python", "source": source}, opts).run_many(["x"] * 400)}
+    seen = {r.reward for r in graders.compile({"type": "python", "source": source}, opts).run_many([{"model_sample": s} for s in ["x"] * 400])}
     other = graders.compile({"type": "python", "source": source + "# another source\n"}, opts).run("x").reward
     assert len(seen) == 2 and other not in seen
     assert all(1_900_100_000 <= uid <= 1_900_100_999 for uid in (*seen, other))
@@ -181,7 +181,7 @@ def test_pool_shutdown_is_fast():
     pool_module.shutdown()
     opts = Options().with_values({**LIMITS, "python.workers": 2})
     for i in range(2):
-        graders.compile({"type": "python", "source": f"def grade(sample, item):\n    return {i}.0\n"}, opts).run_many(["x"] * 300)
+        graders.compile({"type": "python", "source": f"def grade(sample, item):\n    return {i}.0\n"}, opts).run_many([{"model_sample": s} for s in ["x"] * 300])
     workers = [w for p in pool_module._registry.pools.values() for w in p._idle]
     assert len(workers) == 4
     started = time.perf_counter()

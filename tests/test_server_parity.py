@@ -39,7 +39,7 @@ def files(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def test_record_then_replay_names_the_changed_option(files: tuple[Path, Path, Path]) -> None:
     grader, data, cases = files
-    with GradersServer("--api-key", "secret-parity-key", "-o", "text_similarity.fuzzy_match.scorer=ratio") as srv:
+    with GradersServer("--api-key", "secret-parity-key", "-o", "text_similarity.fuzzy_match.scorer=wratio_dp") as srv:
         done = graders_cli("parity", "record", str(grader), str(data), "--base-url", srv.base_url, "--out", str(cases),
                            "--api-key-env", "PARITY_KEY", env={"PARITY_KEY": "secret-parity-key"})
     assert done.returncode == 1, done.stderr
@@ -51,7 +51,7 @@ def test_record_then_replay_names_the_changed_option(files: tuple[Path, Path, Pa
         (True, None, False), (True, None, False), (True, None, False), (False, 400, False), (False, None, True)
     ]
     assert recorded[0]["source"] == srv.base_url and recorded[3]["error"]["error"]["param"] == "item"
-    assert "agrees with: text_similarity.fuzzy_match.scorer='ratio'" in done.stdout
+    assert "text_similarity.fuzzy_match.scorer='wratio_dp'" in done.stdout.split("agrees with: ", 1)[1].split("\n")[0]
 
     # Offline, the server gone: the frozen suite replays, with the same verdict.
     replay = graders_cli("parity", "replay", str(cases), "--json")
@@ -59,7 +59,7 @@ def test_record_then_replay_names_the_changed_option(files: tuple[Path, Path, Pa
     assert replay.returncode == 1
     by_index = {c["index"]: c for c in report["cases"]}
     assert by_index[0]["ok"] and by_index[3]["ok"]  # identical texts agree; the recorded 400 is a local 400 too
-    assert not by_index[1]["ok"] and "text_similarity.fuzzy_match.scorer='ratio'" in by_index[1]["agrees_with"]
+    assert not by_index[1]["ok"] and "text_similarity.fuzzy_match.scorer='wratio_dp'" in by_index[1]["agrees_with"]
     assert by_index[1]["local_reward"] != by_index[1]["recorded_reward"] and by_index[1]["difference"] > 0
     assert report["agreement"] < 1 and report["max_abs_difference"] == max(c["difference"] or 0 for c in report["cases"])
     assert "not recorded" in by_index[4]["differences"][0]
@@ -67,7 +67,7 @@ def test_record_then_replay_names_the_changed_option(files: tuple[Path, Path, Pa
     legacy = graders_cli("parity", str(cases))
     assert legacy.returncode == 1 and "DIFF case 1 (fuzzy): local" in legacy.stdout and "|difference|" in legacy.stdout
 
-    fixed = graders_cli("parity", "replay", str(cases), "-o", "text_similarity.fuzzy_match.scorer=ratio", "--json")
+    fixed = graders_cli("parity", "replay", str(cases), "-o", "text_similarity.fuzzy_match.scorer=wratio_dp", "--json")
     fixed_cases = json.loads(fixed.stdout)["cases"]
     assert all(c["ok"] for c in fixed_cases[:4]) and json.loads(fixed.stdout)["max_abs_difference"] == 0
 

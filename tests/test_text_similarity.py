@@ -43,8 +43,31 @@ def test_fuzzy_match_table_a_U19(scorer, probe):
     assert resp.details["metric"]["variant"] == scorer
 
 
-def test_fuzzy_match_default_is_wratio_dp():
-    assert score("fuzzy_match", *P["P1"]).reward == pytest.approx(0.95)
+def test_fuzzy_match_default_is_plain_ratio_U19():
+    """§7.2: plain `fuzz.ratio(input, reference) / 100`, no processor (the hosted value it reproduces)."""
+    from rapidfuzz import fuzz
+
+    resp = score("fuzzy_match", *P["P1"])
+    assert resp.reward == fuzz.ratio(*P["P1"]) / 100 == pytest.approx(0.347826, abs=1e-6)
+    assert resp.details["metric"]["variant"] == "ratio" and resp.details["metric"]["processor"] is None
+    assert score("fuzzy_match", "", "").reward == 1.0  # the default's value for two empty texts (Table D)
+
+
+BULK_TEXTS = ["", " ", "Paris", "paris!", "The cat sat on the mat.", "the cat sat on a mat", "!!!", "???", "東京は首都",
+              "Hello World", "world hello!", "a" * 300, "ab " * 120, "Ünïcödé ß", "x"]  # fmt: skip
+
+
+@pytest.mark.parametrize("scorer", list(TABLE_A))
+def test_fuzzy_match_bulk_path_equals_the_per_pair_path_for_every_scorer(scorer):
+    """run_many's rapidfuzz `cpdist` path (≥ 64 pairs) gives, bit for bit, what `run` gives pair by pair."""
+    grader = graders.compile(
+        {"type": "text_similarity", "input": "{{ sample.output_text }}", "reference": "{{ item.r }}", "evaluation_metric": "fuzzy_match"},
+        Options().with_values({"text_similarity.fuzzy_match.scorer": scorer}),
+    )
+    rows = [{"model_sample": h, "item": {"r": r}} for h in BULK_TEXTS for r in BULK_TEXTS]
+    assert len(rows) >= 64
+    bulk = [r.reward for r in grader.run_many(rows)]
+    assert bulk == [grader.run(row["model_sample"], row["item"]).reward for row in rows]
 
 
 # Table B: word metrics with str.split() tokens (P1..P5).
@@ -135,20 +158,21 @@ def test_sacrebleu_identical_strings_clamped_to_one():
 
 
 METRICS = ["fuzzy_match", "bleu", "gleu", "meteor", "rouge_1", "rouge_2", "rouge_3", "rouge_4", "rouge_5", "rouge_l"]
-FUZZY_EMPTY = {"fuzzy_match": 0.0}
 
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_edge_cases_table_d(metric):
-    """Table D: "" vs "" is 0 for wratio_dp and every word metric; "abc" vs "" is 0 either way; "!!!" vs "???" 0."""
-    assert score(metric, "", "").reward == 0.0
+    """Table D: "" vs "" is 1 for fuzzy_match's plain ratio and 0 for every word metric; "abc" vs "" is 0 either
+    way; "!!!" vs "???" 0."""
+    assert score(metric, "", "").reward == (1.0 if metric == "fuzzy_match" else 0.0)
     assert score(metric, "abc", "").reward == 0.0
     assert score(metric, "", "abc").reward == 0.0
     assert score(metric, "!!!", "???").reward == 0.0
 
 
 def test_edge_cases_table_d_processor_variants():
-    assert score("fuzzy_match", "", "", **{"text_similarity.fuzzy_match.scorer": "ratio"}).reward == 1.0
+    for scorer in ("wratio", "wratio_dp", "token_set_dp"):
+        assert score("fuzzy_match", "", "", **{"text_similarity.fuzzy_match.scorer": scorer}).reward == 0.0
     assert score("fuzzy_match", "!!!", "???", **{"text_similarity.fuzzy_match.scorer": "ratio_dp"}).reward == 1.0
     assert score("fuzzy_match", "!!!", "???", **{"text_similarity.fuzzy_match.scorer": "token_sort_dp"}).reward == 1.0
 
@@ -170,11 +194,36 @@ def test_rouge_score_scores_cjk_zero_unless_unicode_tokenizer():
     assert score("rouge_1", "東京 は 首都", "東京 は 首都", **{"text_similarity.rouge.tokenizer": "unicode"}).reward == 1.0
 
 
-@pytest.mark.parametrize("metric", ["fuzzy_match", "rouge_1", "rouge_l", "gleu"])
-def test_megabyte_texts(metric):
-    big = ("the quick brown fox jumps over the lazy dog " * 25000)[:1_050_000]
+@pytest.mark.parametrize("metric", ["fuzzy_match", "rouge_1", "rouge_l", "gleu", "meteor", "bleu"])
+def test_texts_at_the_size_limit_score(metric):
+    big = ("the quick brown fox jumps over the lazy dog " * 2500)[:100_000]
     resp = score(metric, big, big[:-1000])
     assert not resp.failed and 0.9 < resp.reward <= 1.0
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_a_text_past_text_similarity_max_chars_is_flagged_naming_it(metric):
+    """1 MB against 1 MB (42 s in fuzzy_match before the limit) is other_error at once, naming the input."""
+    big = "ab " * 350_000
+    for hyp, ref, field in ((big, "abc", "input"), ("abc", big, "reference")):
+        resp = score(metric, hyp, ref)
+        assert resp.reward == 0.0 and resp.errors["other_error"]
+        assert resp.details["param"] == field and resp.details["limit"] == "text_similarity.max_chars"
+        assert resp.details["error"].startswith(f"{field} is 1,050,000 characters")
+
+
+@pytest.mark.parametrize("scorer", ["partial", "wratio", "wratio_dp"])
+def test_partial_ratio_is_bounded_by_max_partial_chars(scorer):
+    """`partial_ratio` grows with the cube of the shorter text (10k against 10k: over a minute), so that text is
+    bounded; WRatio uses it only when one text is 1.5x the other, and is not limited otherwise."""
+    opts = {"text_similarity.fuzzy_match.scorer": scorer}
+    long_a, long_b = "abcde " * 600, "abcdf " * 1000  # 3,600 and 6,000 characters
+    resp = score("fuzzy_match", long_a, long_b, **opts)
+    assert resp.errors["other_error"] and resp.details["param"] == "input"
+    assert resp.details["limit"] == "text_similarity.fuzzy_match.max_partial_chars"
+    assert not score("fuzzy_match", long_a, long_b, **opts, **{"text_similarity.fuzzy_match.max_partial_chars": 4000}).failed
+    even = score("fuzzy_match", long_a, long_a[::-1], **opts)
+    assert even.failed == (scorer == "partial")
 
 
 def test_signature_records_the_variant():

@@ -63,9 +63,6 @@ def test_envelope_matches_the_observed_multi_map_error():
         pytest.param({**SCORE, "sampling_params": {"max_completions_tokens": 0}}, "sampling_params.max_completions_tokens", "invalid_value", id="max_tokens_zero"),
         pytest.param({**SCORE, "sampling_params": {"reasoning_effort": "extreme"}}, "sampling_params.reasoning_effort", "invalid_value", id="bad_reasoning_effort"),
         pytest.param({**SCORE, "sampling_params": {"temperature": "hot"}}, "sampling_params.temperature", "invalid_type", id="temperature_string"),
-        pytest.param({"type": "python", "source": "def grade(sample):\n    return 1\n"}, "source", "invalid_value", id="grade_one_argument_U47"),
-        pytest.param({"type": "python", "source": "def grade(sample, item:\n"}, "source", "invalid_value", id="source_syntax_error_U47"),
-        pytest.param({"type": "python", "source": "x = 1\n"}, "source", "invalid_value", id="no_grade_function"),
         pytest.param({"type": "python", "source": "def grade(s, i):\n    return 1\n", "image_tag": "2024-01-01"}, "image_tag", "invalid_value", id="unknown_image_tag_U32"),
         pytest.param({"type": "python", "source": "#" * 256001 + "\ndef grade(s, i): return 1"}, "source", "invalid_value", id="source_too_large_U29"),
         pytest.param({"type": "multi", "graders": {}, "calculate_output": "1"}, "graders", "invalid_value", id="empty_multi"),
@@ -152,8 +149,45 @@ def test_label_subset_check_can_be_switched_off_U46():
     validate(multi, Options().with_values({"validate.label_subset_check": False}))
 
 
-def test_python_compile_check_can_be_switched_off_U47():
-    validate({"type": "python", "source": "def grade(x):\n    return 1\n"}, Options().with_values({"validate.python_compile_check": False}))
+BAD_SOURCES = {
+    "grade_one_argument": "def grade(sample):\n    return 1\n",
+    "syntax_error": "def grade(sample, item:\n",
+    "bad_indentation": "def grade(sample, item):\nreturn 1\n",
+    "no_grade_function": "x = 1\n",
+}
+
+
+@pytest.mark.parametrize("source", list(BAD_SOURCES.values()), ids=list(BAD_SOURCES))
+def test_python_compile_check_warns_beside_the_echo_by_default_U47(source):
+    """§12.2 check 8: a hosted run accepted a source that does not compile, so by default /validate succeeds, the
+    echo stays the hosted one, and the problem is a warning naming the field; `error` is the 400, `off` silent."""
+    grader = {"type": "python", "source": source}
+    result = validate(grader)
+    assert list(result.grader) == ["type", "source", "name"] and "warnings" not in result.model_dump()
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("source: ") and "U47" in result.warnings[0]
+    err = error_of(grader, Options().with_values({"validate.python_compile_check": "error"}))
+    assert (err.param, err.code) == ("source", "invalid_value")
+    assert validate(grader, Options().with_values({"validate.python_compile_check": "off"})).warnings == ()
+    multi = {"type": "multi", "graders": {"p": grader}, "calculate_output": "p"}
+    assert validate(multi).warnings[0].startswith("graders.p.source: ")
+
+
+def test_a_source_that_does_not_compile_scores_zero_on_every_row_U47():
+    """What the hosted run did with it: every row a python_grader_runtime_error with reward 0."""
+    responses = graders.compile({"type": "python", "source": BAD_SOURCES["bad_indentation"]}).run_many([{"model_sample": s} for s in ["a", "b"]])
+    assert [r.reward for r in responses] == [0.0, 0.0]
+    assert all("IndentationError" in r.errors["python_grader_runtime_error_details"] for r in responses)
+
+
+def test_validate_warns_about_references_that_can_never_resolve():
+    """U48 off: a malformed `{{ … }}` is not a 400 but a warning; so are a key `sample` never has and a step into
+    a tool call's JSON-string arguments while U50 is off."""
+    warnings = validate({**SC, "input": "{{ output_text }} {{ sample.output_txt }}", "reference": "{{ sample.output_tools[0].function.arguments.city }}"}).warnings
+    assert [w.split(":")[0] for w in warnings] == ["input", "input", "reference"]
+    assert "U48" in warnings[0] and "no key 'output_txt'" in warnings[1] and "json_string_steps=parse" in warnings[2]
+    parse = Options().with_values({"template.json_string_steps": "parse"})
+    assert len(validate({**SC, "reference": "{{ sample.output_tools[0].function.arguments.city }}"}, parse).warnings) == 0
+    assert validate(SC).warnings == ()
 
 
 def test_template_syntax_checked_only_when_switched_U48():

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
+from .._json import JSONTextError, loads
 from ..errors import BadRow
 
 Output = Literal["wire", "compact", "with_input"]
@@ -181,10 +182,11 @@ class RowMapper:
 def decode_line(raw: bytes, number: int, mapper: RowMapper | None) -> tuple[Any, Any, bytes]:
     """(engine row, id, input JSON) of one input line; a bad line gives a `BadRow` naming its line."""
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        value = loads(raw, whole="the line")  # strict JSON, its message naming the field and column (§5.7)
+    except JSONTextError as exc:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        return BadRow(f"line {number} is not valid JSON: {exc}"), None, orjson.dumps(text)
+        where = f" at column {exc.colno}" if exc.colno else ""
+        return BadRow(f"line {number} is not valid JSON: {exc.msg}{where}"), None, orjson.dumps(text)
     source = raw
     if mapper is None:
         return value, None, source

@@ -44,6 +44,7 @@ class _Combiner:
         self._first_model = options.multi.sampled_model_name == "first"
         self._eval_flag = options.formula.eval_error_flag
         self._explain = options.explain
+        self._source = config.calculate_output
         try:
             self._formula = parse_formula(config.calculate_output, options.formula, frozenset(config.graders))
             self._formula_error: str | None = None
@@ -73,6 +74,12 @@ class _Combiner:
         if self._explain or errors:
             details = {"sub_graders": {k: _sub_detail(o) for k, o in outcomes.items()}}
         score, formula_problem = self._score(outcomes, errors is not None)
+        if self._explain and details is not None:
+            details["formula"] = {
+                "calculate_output": self._source,
+                "variables": {k: o.score for k, o in outcomes.items()},
+                "result": score if formula_problem is None else formula_problem[1],
+            }
         if formula_problem is not None:
             flag, text = formula_problem
             errors = errors if errors is not None else {}

@@ -46,9 +46,10 @@ from ..errors import GraderValidationError, invalid_type, missing
 from ..validation import generate_name, validate
 from .cache import INLINE, THREAD, Entry, GraderCache, execution_mode, grader_types
 from .envelope import envelope_of, error_body
-from .guard import Guard, HostPolicy, is_loopback, too_large
+from .guard import OPEN_PATHS, Guard, HostPolicy, is_loopback, too_large
 from .isolation import full_isolation_available, refuse_python
 from .limits import InFlight, Limits
+from .playground import Opened, Playground
 from .request_options import apply_overrides, request_overrides
 
 log = logging.getLogger("graders.server")
@@ -88,6 +89,8 @@ class ServerConfig:
     reward_mapping: OpenRLHFMapping = field(default_factory=OpenRLHFMapping)
     cpu_threads: int = 2
     """Threads for CPU-bound graders (text metrics), so they never stall the event loop."""
+    opened: Opened = field(default_factory=Opened)
+    """Grader files and JSONL files the playground offers (`graders ui FILE ...`)."""
 
 
 class Refusal(Exception):
@@ -148,18 +151,28 @@ class GraderService:
 
     # -- routes ---------------------------------------------------------------------------------------------------
 
-    async def run(self, body: Any, deadline: float) -> bytes:
-        """One `/run`; `deadline` (monotonic) bounds the grades that wait (inline ones take microseconds)."""
+    async def lease(self, grader: Any, overrides: dict[str, Any]) -> Entry:
+        """The cache entry of `grader` built with `overrides` (the caller must `cache.release` it)."""
+        key = dumps([grader, dict(sorted(overrides.items()))]) if overrides else dumps(grader)
+        entry = self.cache.lease_cached(key)
+        if entry is None:  # validating and building (templates, a WordNet load) may take a while: not on the loop
+            entry = await self._lease_in_thread(key, partial(self._build, grader, overrides))
+        return entry
+
+    async def run(self, body: Any, deadline: float, *, details: bool = False) -> bytes:
+        """One `/run`; `deadline` (monotonic) bounds the grades that wait (inline ones take microseconds).
+
+        `details` (the playground's run) grades with `explain` on and adds the local trace to the wire response.
+        """
         if not isinstance(body, dict):
             raise invalid_type("body", "an object", body)
         grader = body.get("grader")
         if grader is None:
             raise missing("grader")
         overrides = request_overrides(body.get("options"))
-        key = dumps([grader, dict(sorted(overrides.items()))]) if overrides else dumps(grader)
-        entry = self.cache.lease_cached(key)
-        if entry is None:  # validating and building (templates, a WordNet load) may take a while: not on the loop
-            entry = await self._lease_in_thread(key, partial(self._build, grader, overrides))
+        if details:
+            overrides["explain"] = True
+        entry = await self.lease(grader, overrides)
         try:
             if entry.error is not None:
                 raise entry.error
@@ -176,7 +189,7 @@ class GraderService:
                 response = await asyncio.wait_for(compiled.arun(*args, **kwargs), deadline - time.monotonic())
             if not entry.named:
                 response.name = generate_name()  # §3.4: a new name on every request
-            return dumps(response.model_dump())
+            return dumps(response.model_dump(mode="json", include_details=True) if details else response.model_dump())
         finally:
             self.cache.release(entry)
 
@@ -326,12 +339,16 @@ def create_app(config: ServerConfig, *, port: int | None = None) -> Guard:
     }
     if service.reward is not None:
         endpoints[REWARD_PATH] = GradingEndpoint(service.get_reward, service, queue=True)
+    playground = Playground(service, config.opened)
+    endpoints.update({path: GradingEndpoint(work, service, queue=False) for path, work in playground.routes().items()})
     routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
     routes.append(Route("/health", health, methods=["GET"]))
+    routes += playground.page_routes()
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     app.state.service = service
     hosts = HostPolicy(config.host, config.port if port is None else port, config.allowed_hosts)
-    return Guard(app, hosts, config.api_key, config.limits.max_body_bytes, fast_routes=endpoints)
+    return Guard(app, hosts, config.api_key, config.limits.max_body_bytes, fast_routes=endpoints,
+                 open_paths=OPEN_PATHS | playground.public_paths)
 
 
 def _timeout(limit: float) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

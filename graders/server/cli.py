@@ -1,10 +1,13 @@
-"""`graders serve`: the command line of the server (the one place its environment variable is read)."""
+"""`graders serve` and `graders ui`: the command line of the server (the one place its environment is read)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
+import threading
+import webbrowser
 from typing import TextIO
 
 from ..cli import InputError, _add_option_flags, _load_grader, _options
@@ -12,6 +15,8 @@ from ..errors import GraderValidationError
 from .limits import Limits
 
 API_KEY_ENV = "GRADERS_API_KEY"
+CONSOLE_BROWSERS = frozenset({"www-browser", "links", "elinks", "lynx", "w3m"})
+"""Browsers `webbrowser` may pick that would take over the terminal the server prints to: never opened."""
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -61,3 +66,75 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-weak-isolation", action="store_true", help="run python graders without the sandbox's full isolation")
     _add_option_flags(p)
     p.set_defaults(func=_serve)
+
+
+def open_browser(url: str) -> bool:
+    """Open `url` in the user's browser if there is a graphical one; False (never an error) when there is none."""
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    if getattr(browser, "name", "") in CONSOLE_BROWSERS:
+        return False
+    try:
+        return bool(browser.open(url))
+    except Exception:  # noqa: BLE001 - a broken browser set-up must not stop the server
+        return False
+
+
+def _announce_ui(url: str, out: TextIO, browse: bool) -> None:
+    print(url, file=out, flush=True)
+    if browse:
+        def go() -> None:
+            if not open_browser(url):
+                print("graders ui: no browser to open here; open the URL above in one.", file=sys.stderr, flush=True)
+
+        threading.Thread(target=go, name="graders-ui-browser", daemon=True).start()
+
+
+def _ui(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from .app import ServerConfig, serve
+        from .playground import Opened
+    except ImportError as exc:
+        print(f"graders ui: {exc.name or exc} is not installed; pip install 'graders[server]'", file=sys.stderr)
+        return 2
+    try:
+        opened = Opened.open(args.files)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if args.max_body_bytes < 1:
+        raise InputError("--max-body-bytes must be positive")
+    key = args.api_key or secrets.token_urlsafe(24)  # other users of this machine can reach loopback too
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=args.port,
+        options=_options(args),
+        api_key=key,
+        limits=Limits(max_body_bytes=args.max_body_bytes),
+        allow_weak_isolation=args.allow_weak_isolation,
+        opened=opened,
+    )
+    try:
+        # The key travels in the fragment, which the browser never sends; the page keeps it for its requests.
+        serve(config, announce=lambda base: _announce_ui(f"{base.removesuffix('/v1')}/#key={key}", out, not args.no_browser))
+    except OSError as exc:
+        raise InputError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    return 0
+
+
+def add_ui_cli(p: argparse.ArgumentParser) -> None:
+    """Fill in `graders ui` under the parser the CLI made for `ui`."""
+    p.description = (
+        "Starts the server on 127.0.0.1 with a fresh key, prints the playground's URL (the key is in its #fragment) "
+        "and opens it when a browser is there. GRADER.json files are offered in the editor; .jsonl files (batch "
+        "outputs, --with-input outputs or rows) are served to the page a page of rows at a time."
+    )
+    p.add_argument("files", nargs="*", metavar="GRADER.json | OUT.jsonl", help="grader configs and JSONL files to open")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="print the URL only")
+    p.add_argument("--api-key", help="use this key instead of a fresh random one")
+    p.add_argument("--max-body-bytes", type=int, default=Limits().max_body_bytes, help="largest request, e.g. pasted rows (default 16 MiB)")
+    p.add_argument("--allow-weak-isolation", action="store_true", help="run python graders without the sandbox's full isolation")
+    _add_option_flags(p)
+    p.set_defaults(func=_ui)

@@ -7,9 +7,11 @@
   for form and text types, and no CORS headers are ever sent, so a web page cannot make a request this server
   accepts, nor read an answer.
 - **API key** (when the server has one): `Authorization: Bearer <key>` or `api-key: <key>`, compared in constant
-  time; otherwise 401 in OpenAI's envelope. `GET /health` needs no key.
+  time; otherwise 401 in OpenAI's envelope.
 - **Body size**: a `Content-Length` over the limit is refused with 413 before the body is read (a body without
   one is counted as it arrives, in `app.read_body`).
+
+`GET /health` and the playground's page and assets (`open_paths`) need no key: they hold no data.
 """
 
 from __future__ import annotations
@@ -101,8 +103,10 @@ class Guard:
         api_key: str | None,
         max_body_bytes: int,
         fast_routes: Mapping[str, ASGIApp] | None = None,
+        open_paths: frozenset[str] = OPEN_PATHS,
     ) -> None:
         self.app = app
+        self.open_paths = open_paths
         self.hosts = hosts
         self._key_digest = _digest(api_key) if api_key else None
         self.max_body_bytes = max_body_bytes
@@ -134,7 +138,7 @@ class Guard:
         if not self._host_ok(headers.get(b"host")):
             return 403, "The Host header does not name this server; requests through other names are refused.", "invalid_request_error", "host_not_allowed", []
         path = scope["path"]
-        if path in OPEN_PATHS:
+        if path in self.open_paths and scope["method"] in ("GET", "HEAD"):
             return None
         if self._key_digest is not None and not self._key_ok(headers):
             return 401, "Incorrect API key provided. Send the server's key as 'Authorization: Bearer <key>'.", "invalid_request_error", "invalid_api_key", [(b"www-authenticate", b"Bearer")]

@@ -14,10 +14,10 @@ from .routing import Route
 
 
 def cache_key(route: Route, model: str, messages: list[dict[str, Any]], params: dict[str, Any], schema: Any) -> str:
-    """Stable digest of the server, model, rendered messages, sampling params and schema (the API key is neither
-    part of it nor stored: it changes who pays, not the reply)."""
+    """Stable digest of the server (for Azure the deployment's URL), model, rendered messages, sampling params and
+    schema (the API key is neither part of it nor stored: it changes who pays, not the reply)."""
     payload = json.dumps(
-        [route.base_url, model, messages, params, schema], sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        [route.location, model, messages, params, schema], sort_keys=True, ensure_ascii=False, separators=(",", ":")
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -16,28 +16,42 @@ last one wins) holds a JSON object with any of
 - ``hang``: ``true`` never answers, a number answers normally after that many seconds;
 - ``reject_json_schema`` / ``reject_response_format``: an error naming `response_format` (status
   ``reject_status``, default 400) when the request asks for json_schema (or any response format);
-- ``usage``: ``[prompt_tokens, completion_tokens, cached_tokens]``; ``latency``: seconds; ``model``: reported model.
+- ``usage``: ``[prompt_tokens, completion_tokens, cached_tokens]``; ``latency``: seconds; ``model``: reported model;
+- ``framing``: ``"chunked"`` (a chunked body), ``"gzip"`` (a gzip-encoded body) or ``"close"`` (no
+  Content-Length: the body ends when the server closes the connection);
+- ``drop``: ``{"times": 1, "key": "k"}``: the first ``times`` such requests get no answer, the connection closed.
 
 Without a script the reply is the first enum label of a json_schema `result`, else ``result: 1.0``. The reported
-model is the requested one plus ``--snapshot-suffix``. ``GET /stats`` gives ``{"requests": n, "max_in_flight": m,
-"authorization": ...}`` (chat and embeddings requests received, failures included; most handled at once; the last Authorization
-header seen), ``GET /requests`` the recorded request bodies, ``POST /reset`` clears both.
+model is the requested one plus ``--snapshot-suffix``.
+
+Azure OpenAI's shape is served too: ``POST /openai/deployments/{deployment}/chat/completions?api-version=V`` (and
+``/embeddings``) answers 400 without an ``api-version`` query and 401 without an ``api-key`` header, like Azure.
+
+``GET /stats`` gives ``{"requests": n, "max_in_flight": m, "authorization": ..., "api_key": ..., "api_version":
+..., "deployment": ...}`` (chat and embeddings requests received, failures included; most handled at once; the
+last Authorization and api-key headers, api-version and Azure deployment seen), ``GET /requests`` the recorded
+request bodies, ``GET /arrivals`` ``[time.time(), credential]`` of each chat and embeddings request as it
+arrived (the credential is the Authorization or api-key header), ``POST /reset`` clears them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import subprocess
 import sys
 import time
 import zlib
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 
 MARKER = "#script "
+FRAMING = "x-test-framing"
+"""An internal header from `complete` to `handle`: how to frame (or drop) the answer; never sent."""
 
 
 class ChatServer:
@@ -49,7 +63,11 @@ class ChatServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.authorization: str | None = None
+        self.api_key: str | None = None
+        self.api_version: str | None = None
+        self.deployment: str | None = None
         self.bodies: list[dict[str, Any]] = []
+        self.arrivals: list[tuple[float, str | None]] = []
         self.fail_counts: dict[str, int] = {}
         self.created = int(time.time())
 
@@ -63,44 +81,85 @@ class ChatServer:
                     return
                 method, path = line.decode("latin-1").split(" ", 2)[:2]
                 length = 0
+                credential = None
+                azure_key = None
                 while True:
                     header = await reader.readline()
                     if header in (b"\r\n", b"\n", b""):
                         break
                     name, _, value = header.decode("latin-1").partition(":")
-                    if name.strip().lower() == "content-length":
+                    name = name.strip().lower()
+                    if name == "content-length":
                         length = int(value.strip())
-                    elif name.strip().lower() == "authorization":
-                        self.authorization = value.strip()
+                    elif name == "authorization":
+                        credential = value.strip()
+                    elif name == "api-key":
+                        credential = azure_key = value.strip()
                 body = await reader.readexactly(length) if length else b""
-                status, payload, headers = await self.route(method, path.split("?", 1)[0], body)
+                status, payload, headers = await self.route(method, path, body, credential, azure_key)
+                framing = headers.pop(FRAMING, None)
+                if framing == "drop":
+                    return
                 data = json.dumps(payload).encode()
-                head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "Content-Type: application/json",
-                        f"Content-Length: {len(data)}", "Connection: keep-alive"]
+                head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "Content-Type: application/json"]
                 head += [f"{k}: {v}" for k, v in headers.items()]
+                if framing == "gzip":
+                    data = gzip.compress(data)
+                    head.append("Content-Encoding: gzip")
+                if framing == "chunked":
+                    half = len(data) // 2
+                    head.append("Transfer-Encoding: chunked")
+                    data = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (data[:half], data[half:])) + b"0\r\n\r\n"
+                elif framing == "close":
+                    head.append("Connection: close")
+                else:
+                    head += [f"Content-Length: {len(data)}", "Connection: keep-alive"]
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
                 await writer.drain()
+                if framing == "close":
+                    return
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             return
         finally:
             writer.close()
 
-    async def route(self, method: str, path: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
+    async def route(
+        self, method: str, target: str, body: bytes, credential: str | None, azure_key: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        path, _, query = target.partition("?")
         if method == "GET" and path == "/stats":
-            stats = {"requests": self.requests, "max_in_flight": self.max_in_flight, "authorization": self.authorization}
+            stats = {"requests": self.requests, "max_in_flight": self.max_in_flight, "authorization": self.authorization,
+                     "api_key": self.api_key, "api_version": self.api_version, "deployment": self.deployment}
             return 200, stats, {}
         if method == "GET" and path == "/requests":
             return 200, self.bodies, {}
+        if method == "GET" and path == "/arrivals":
+            return 200, self.arrivals, {}
         if method == "POST" and path == "/reset":
             self.requests = 0
             self.max_in_flight = 0
             self.bodies.clear()
+            self.arrivals.clear()
             self.fail_counts.clear()
+            self.authorization = self.api_key = self.api_version = self.deployment = None
             return 200, {"ok": True}, {}
         endpoint = path.rstrip("/")
         route = "chat" if endpoint.endswith("/chat/completions") else "embeddings" if endpoint.endswith("/embeddings") else None
         if method != "POST" or route is None:
             return 404, _error(f"no route {method} {path}", "invalid_request_error"), {}
+        if len(self.arrivals) < self.keep_bodies:
+            self.arrivals.append((time.time(), credential))
+        if endpoint.startswith("/openai/deployments/"):
+            self.deployment = endpoint.split("/")[3]
+            self.api_key = azure_key
+            self.api_version = (parse_qs(query).get("api-version") or [None])[0]
+            if not self.api_version:
+                return 400, _error("Missing required query parameter: api-version", "invalid_request_error"), {}
+            if not azure_key:
+                message = "Access denied due to missing subscription key. Provide it in the api-key header."
+                return 401, _error(message, "invalid_request_error"), {}
+        else:
+            self.authorization = credential
         try:
             request = json.loads(body)
         except ValueError:
@@ -160,6 +219,13 @@ class ChatServer:
         failure = self.scripted_failure(script)
         if failure is not None:
             return failure
+        drop = script.get("drop")
+        if drop:
+            key = "drop:" + str(drop.get("key", ""))
+            seen = self.fail_counts.get(key, 0)
+            self.fail_counts[key] = seen + 1
+            if seen < int(drop.get("times", 1)):
+                return 200, None, {FRAMING: "drop"}
         hang = script.get("hang")
         if hang:
             await asyncio.sleep(3600 if hang is True else float(hang))
@@ -192,7 +258,7 @@ class ChatServer:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens,
                       "prompt_tokens_details": {"cached_tokens": cached}},
-        }, {}
+        }, {FRAMING: script["framing"]} if "framing" in script else {}
 
 
 def _texts(messages: list[Any]) -> Any:
@@ -257,6 +323,9 @@ class RunningServer:
 
     def requests(self) -> list[dict[str, Any]]:
         return httpx.get(self.root + "/requests").json()
+
+    def arrivals(self) -> list[tuple[float, str | None]]:
+        return [(t, c) for t, c in httpx.get(self.root + "/arrivals").json()]
 
     def reset(self) -> None:
         httpx.post(self.root + "/reset")

@@ -5,13 +5,17 @@ One grade (spec §5.2, §9.2, §9.3, §10):
 1. Render the messages; a template error is returned before any call, so no tokens are spent (§5.2).
 2. Look the call up in the cache (`models.cache_path`), keyed by endpoint, model, rendered messages, sampling
    params and schema. Only grades that succeeded are stored: failures are retried on the next run.
-3. Call the endpoint (shared limiter and retries in `graders.transport`). With `models.response_format = "auto"`, a 400 that
-   rejects the structured-output mode switches to the next mode (json_schema → json_object → text), remembered
-   per endpoint + model and reported in `details["response_format_fallback"]`.
+3. Call the endpoint through the grader's `ModelClient` (route, rate budget, shared concurrency limit and
+   retries in `graders.transport`). With `models.response_format = "auto"`, an error that rejects the
+   structured-output mode switches to the next mode (json_schema → json_object → text), remembered per endpoint
+   + model and reported in `details["response_format_fallback"]`.
 4. Read the reply: refusal → `model_grader_refusal_error`, `finish_reason == "length"` →
    `model_grader_exceeded_max_tokens_error`, output that does not fit the schema → `model_grader_parse_error`
    (raw text trimmed into the details). Usage and `sampled_model_name` (the model the server reports) come from
-   every completed call, including those three failures (§9.3, §3.4). `steps` go to `details`, never the wire.
+   every completed call, including those three failures (§9.3, §3.4).
+
+The local `details` (never the wire) keep the judge visible: the rendered `messages`, the `raw` reply, the parsed
+`result` and `steps`, `attempts`, `latency_s` and `wait_s`.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from ...errors import ModelCallError, ParseProblem, TemplateError, failure_outco
 from ...namespaces import Namespaces
 from ...options import Options
 from ...response import Outcome, Usage
-from ...transport import RetryPolicy, cache_key, endpoint_for, open_cache, resolve_route
+from ...transport import STATS, ModelClient, cache_key, open_cache
 from ..base import AsyncEvaluator
 from .prompt import MessagesTemplate
 from .schemas import MODES, parse_output, request_for
 
 RAW_LIMIT = 1000
 """Characters of a model's raw reply kept in error details."""
+RAW_DETAIL_LIMIT = 16384
+"""Characters of a model's raw reply kept in `details["raw"]`."""
 
 
 def trimmed(text: str | None, limit: int = RAW_LIMIT) -> str:
@@ -66,9 +72,7 @@ class ModelGraderEvaluator(AsyncEvaluator):
         super().__init__(config, options)
         client_opts = options.models
         self._messages = MessagesTemplate(config.input, self.template)
-        self._route = resolve_route(config.model, client_opts)
-        self._policy = RetryPolicy.from_options(client_opts)
-        self._concurrency = client_opts.max_concurrency
+        self._client = ModelClient(config.model, client_opts)
         self._forced_mode = None if client_opts.response_format == "auto" else client_opts.response_format
         self._cache = open_cache(client_opts.cache_path) if client_opts.cache_path else None
         self._params = self.sampling_params()
@@ -95,30 +99,31 @@ class ModelGraderEvaluator(AsyncEvaluator):
             return failure_outcome(exc)
         key = None
         if self._cache is not None:
-            key = cache_key(self._route, self.config.model, messages, self._params, self._schema)
+            key = cache_key(self._client.route, self.config.model, messages, self._params, self._schema)
             hit = self._cache.get(key)
             if hit is not None:
-                return self._read(hit["completion"], hit["mode"], {"cache": "hit"})
+                STATS.cache_hit(self.config.model)
+                return self._read(hit["completion"], hit["mode"], {"messages": messages, "cache": "hit"})
+        trace: dict[str, Any] = {"messages": messages}
         try:
-            completion, mode, trace = await self._call(messages)
+            completion, mode = await self._call(messages, trace)
         except ModelCallError as exc:
-            return failure_outcome(exc)
+            return failure_outcome(exc, trace)
         outcome = self._read(completion, mode, trace)
         if self._cache is not None and key is not None and not outcome.errors:
             self._cache.put(key, {"completion": completion, "mode": mode})
         return outcome
 
-    async def _call(self, messages: list[dict[str, Any]]) -> tuple[dict[str, Any], str, dict[str, Any]]:
-        """The completed call, the response-format mode it used and a trace (attempts, fallbacks)."""
+    async def _call(self, messages: list[dict[str, Any]], trace: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The completed call and the response-format mode it used; `trace` gets the fallbacks, attempts,
+        latency and waiting time."""
         model = self.config.model
-        endpoint = endpoint_for(self._route, self._concurrency)
-        server = endpoint.server
+        server = self._client.server
         mode = self._forced_mode or server.remembered_mode(model) or MODES[0]
-        trace: dict[str, Any] = {}
         while True:
             request = {"model": model, **request_for(mode, messages, self._schema), **self._params}
             try:
-                completion, attempts = await endpoint.call("/chat/completions", request, self._policy)
+                call = await self._client.call("/chat/completions", request)
             except ModelCallError as exc:
                 if self._forced_mode is None and exc.rejects_response_format and mode != MODES[-1]:
                     fallback = MODES[MODES.index(mode) + 1]
@@ -127,11 +132,12 @@ class ModelGraderEvaluator(AsyncEvaluator):
                     mode = fallback
                     continue
                 raise
-            if attempts > 1:
-                trace["attempts"] = attempts
+            trace["attempts"] = call.attempts
+            trace["latency_s"] = round(call.latency_s, 6)
+            trace["wait_s"] = round(call.wait_s, 6)
             if mode != MODES[0] and "response_format_fallback" not in trace and self._forced_mode is None:
                 trace["response_format_fallback"] = [f"{mode} (remembered for this endpoint and model)"]
-            return completion, mode, trace
+            return call.json, mode
 
     def _read(self, completion: dict[str, Any], mode: str, trace: dict[str, Any]) -> Outcome:
         """§9.3: the reply turned into a reward or a flag, with usage and the reported model either way."""
@@ -147,19 +153,17 @@ class ModelGraderEvaluator(AsyncEvaluator):
         else:
             content = message.get("content")
             text = content if isinstance(content, str) else None
+            details["raw"] = None if text is None else trimmed(text, RAW_DETAIL_LIMIT)
             refusal = message.get("refusal")
             if refusal:
                 outcome = Outcome.fail("model_grader_refusal_error", trimmed(str(refusal)), details=details)
             elif choice is not None and choice.get("finish_reason") == "length":
-                details["raw"] = trimmed(text)
                 outcome = Outcome.fail(
                     "model_grader_exceeded_max_tokens_error", "the grader model stopped at its token cap", details=details
                 )
             else:
                 outcome = self._parse(text, mode, details)
-        outcome.usage = {sampled: usage} if usage is not None else None
-        outcome.sampled_model_name = sampled
-        return outcome
+        return outcome.replace(usage={sampled: usage} if usage is not None else None, sampled_model_name=sampled)
 
     def _parse(self, text: str | None, mode: str, details: dict[str, Any]) -> Outcome:
         if not text:
@@ -172,6 +176,7 @@ class ModelGraderEvaluator(AsyncEvaluator):
             return Outcome.fail("model_grader_parse_error", f"no 'result' in the reply: {trimmed(text)}", details=details)
         if "steps" in value:
             details["steps"] = value["steps"]
+        details["result"] = value["result"]
         try:
             score, about = self.score_result(value["result"])
         except ParseProblem as exc:

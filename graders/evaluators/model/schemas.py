@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from ...options import LabelModelOptions, ScoreModelOptions
 
 MODES: tuple[str, ...] = ("json_schema", "json_object", "text")
@@ -98,6 +100,10 @@ def request_for(mode: str, messages: list[dict[str, Any]], schema: dict[str, Any
 def parse_output(text: str, mode: str) -> Any:
     """The JSON value in a reply: the whole text in `json_schema` mode (a strict server guarantees it); in the
     fallback modes, also a fenced block or the first JSON object embedded in prose. Raises `ValueError`."""
+    try:
+        return orjson.loads(text)  # the common case, fast; anything it refuses gets the standard parser's verdict
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(text)
     except ValueError:

@@ -29,5 +29,4 @@ class ScoreModelEvaluator(ModelGraderEvaluator):
 
     def score_result(self, result: Any) -> tuple[float, dict[str, Any]]:
         value = finite_number(result)
-        clamped = min(max(value, self._low), self._high)
-        return clamped, ({"result": value} if clamped != value else {})
+        return min(max(value, self._low), self._high), {}

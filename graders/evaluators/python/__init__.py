@@ -18,10 +18,11 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from ..._json import dumps
+from ..._json import Unsendable, dumps_value
+from ...errors import InputTooLarge, InvalidInput, failure_outcome
 from ...namespaces import ModelSample, Namespaces
 from ...options import Options
-from ...response import Outcome
+from ...response import Outcome, freeze
 from ...schema import PythonGrader
 from ...resources.images import ImageNotInstalled, resolve_interpreter
 from ..base import AsyncEvaluator
@@ -113,21 +114,40 @@ class _Batcher:
             self.busy -= 1
 
 
-def _encode_rows(batch: Sequence[Namespaces]) -> tuple[list[bytes], list[tuple[int, Outcome]]]:
-    """Each sample's `[sample, item]` as JSON (§8.1: the grader gets JSON-deserialised copies), and an
-    `other_error` outcome at the index of each row that JSON cannot hold, so only that row fails."""
+def _encode_rows(batch: Sequence[Namespaces], max_bytes: int) -> tuple[list[bytes], list[tuple[int, Outcome]]]:
+    """Each sample's `[sample, item]` as JSON (§8.1: the grader gets JSON-deserialised copies), a `model_sample`'s
+    text sent once as a third element, and a ready outcome at the index of each row that cannot be sent: a value
+    JSON cannot hold (§5.7), or a row past `python.max_input_bytes`, so only that row fails."""
     rows: list[bytes] = []
     unsendable: list[tuple[int, Outcome]] = []
     for index, ns in enumerate(batch):
         sample = ns.sample
-        param = "sample"
         try:
-            encoded = sample.json() if isinstance(sample, ModelSample) else dumps(sample)
-            param = "item"
-            rows.append(b"[" + encoded + b"," + dumps(ns.item) + b"]")
+            if isinstance(sample, ModelSample):
+                slim, text = sample.json_parts()
+                encoded_item = dumps_value(ns.item, "item")
+                sizes = {"sample": len(slim) + len(text), "item": len(encoded_item)}
+                row = b"[" + slim + b"," + encoded_item + b"," + text + b"]"
+            else:
+                encoded_sample = dumps_value(sample, "sample")
+                encoded_item = dumps_value(ns.item, "item")
+                sizes = {"sample": len(encoded_sample), "item": len(encoded_item)}
+                row = b"[" + encoded_sample + b"," + encoded_item + b"]"
+        except Unsendable as exc:
+            unsendable.append((index, failure_outcome(InvalidInput(exc.field, exc.problem))))
+            continue
         except (TypeError, ValueError) as exc:
-            failure = Outcome.fail("other_error", f"invalid row: '{param}' cannot be sent to the grader as JSON: {exc}", details={"param": param})
+            failure = Outcome.fail("other_error", f"invalid row: 'sample' or 'item' cannot be sent to the grader as JSON: {exc}", details={"param": "item"})
             unsendable.append((index, failure))
+            continue
+        if len(row) > max_bytes:
+            field = max(sizes, key=lambda k: sizes[k])
+            too_large = InputTooLarge(
+                field, f"{field} is {sizes[field]:,} bytes as JSON; a python grader accepts rows of at most {max_bytes:,}", "python.max_input_bytes"
+            )
+            unsendable.append((index, failure_outcome(too_large)))
+            continue
+        rows.append(row)
     return rows, unsendable
 
 
@@ -171,7 +191,7 @@ class PythonEvaluator(AsyncEvaluator):
             details = {"sandbox": pool.level, **self._environment}
             if pool.warning:
                 details["sandbox_warning"] = pool.warning
-            self._details = details
+            self._details = freeze(details)  # shared by every response of this grader, so read-only
         return self._details
 
     async def aevaluate(self, ns: Namespaces) -> Outcome:
@@ -197,7 +217,7 @@ class PythonEvaluator(AsyncEvaluator):
         pool = self._get_pool()
         if isinstance(pool, Outcome):
             return [pool] * len(batch)
-        rows, unsendable = _encode_rows(batch)
+        rows, unsendable = _encode_rows(batch, self._opts.max_input_bytes)
         opts = self._opts
         try:
             replies = await pool.run(rows, opts.timeout_s, opts.chunk_size, opts.fresh_process)

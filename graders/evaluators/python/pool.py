@@ -36,7 +36,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,9 @@ MAX_IDLE_FRAMES = 1000
 past this it is flooding the engine's event loop and is ended."""
 DEPTH = 2
 """Chunks queued per worker: one being graded, one waiting in the pipe."""
+CHUNK_BYTES = 8 * 1024 * 1024
+"""Request bytes past which a chunk is cut before `python.chunk_size` rows, so large rows never pile up in one
+frame that a worker must hold at once (a single row larger than this goes alone)."""
 MAX_STARTING = max(2, os.cpu_count() or 1)
 """Worker cold starts in flight at once, process-wide."""
 
@@ -75,6 +78,18 @@ class Failure:
 _REQUEUE = Failure("requeue", "the worker ended before this chunk started")
 _Queue = deque[tuple[int, Sequence[bytes], int]]
 """Chunks still to grade: (index of the first row, encoded rows, how often this one row has been retried)."""
+
+
+def _chunks(rows: Sequence[bytes], chunk: int) -> Iterator[tuple[int, Sequence[bytes], int]]:
+    """(first index, rows, retries) of each chunk: at most `chunk` rows and, past one row, `CHUNK_BYTES` bytes."""
+    start, size = 0, 0
+    for i, row in enumerate(rows):
+        if i > start and (i - start >= chunk or size + len(row) > CHUNK_BYTES):
+            yield start, rows[start:i], 0
+            start, size = i, 0
+        size += len(row)
+    if start < len(rows):
+        yield start, rows[start:], 0
 
 
 class LaunchFailed(RuntimeError):
@@ -517,7 +532,7 @@ class Pool:
     async def run(self, rows: Sequence[bytes], timeout: float, chunk: int, fresh: bool = False) -> list[Any]:
         """One reply or `Failure` per JSON-encoded row, in order, however many workers die on the way."""
         out: list[Any] = [None] * len(rows)
-        queue: _Queue = deque((i, rows[i : i + chunk], 0) for i in range(0, len(rows), chunk))
+        queue: _Queue = deque(_chunks(rows, chunk))
         job = (timeout, fresh)
         streams = min(self.size, len(queue))
         if streams == 1:

@@ -9,7 +9,8 @@ duplicates of the original stdin/stdout; fds 0–2 then point at /dev/null and `
 capped buffer, so a grader that prints (even a fake frame) only fills its own captured output.
 
 A worker serves exactly one grader source, sent with its first request. Request:
-{"seq": n, "key": sha256, "source"?: str, "timeout": s, "fresh": bool, "rows": [[sample, item], ...]}.
+{"seq": n, "key": sha256, "source"?: str, "timeout": s, "fresh": bool, "rows": [[sample, item, text?], ...]},
+where `text`, when present, is the `model_sample` text, sent once and put back in the sample's two places.
 Replies come batched, in row order (a frame at least every 20 ms, the last with "done"):
 {"seq": n, "replies": [r, ...]}, where r is a bare JSON number when `grade` returned a finite int or float and
 printed nothing (the common case, kept small), else {"value": <scalar>, "kind": "<type name>", "output"?: str} or
@@ -272,6 +273,12 @@ def _load(source: str) -> tuple[Any, str | None]:
     return grade, None
 
 
+def _put_text(sample: dict[str, Any], text: str) -> None:
+    """A `model_sample`'s text, sent once, back in its two places of the sample (§5.4)."""
+    sample["output_text"] = text
+    sample["choices"][0]["message"]["content"] = text
+
+
 _STATE = ("Uid", "Gid", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
 
 
@@ -322,7 +329,10 @@ def main() -> None:
         flushed_at = time.monotonic()
         if timeout and not request.get("fresh"):
             _arm(timeout)
-        for sample, item in request["rows"]:
+        for row in request["rows"]:
+            sample, item = row[0], row[1]
+            if len(row) > 2:
+                _put_text(sample, row[2])
             reply = {"error": load_error} if load_error is not None else call(grade, sample, item, timeout, captured)
             if reply.__class__ is dict and ("timeout" in reply or "memory" in reply):
                 tainted = True

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from typing import Any
 
-from ...errors import GradingFailure, MetricUnavailable, TemplateError, failure_outcome
+from ...errors import GradingFailure, InputTooLarge, MetricUnavailable, TemplateError, failure_outcome
 from ...namespaces import Namespaces
 from ...options import Options
-from ...response import Outcome, Usage
+from ...response import Outcome, Usage, freeze
 from ...schema import SIMILARITY_METRICS, TextSimilarityGrader
 from ...templates import compile_template
 from ..base import AsyncEvaluator, Evaluator, SyncEvaluator
@@ -63,13 +64,35 @@ class _Scoring:
         self._reference = compile_template(config.reference, options.template)
         self.metric = metric
         self._explain = options.explain
-        self._details = {"metric": metric.signature}
+        self._max_chars = options.text_similarity.max_chars
+        self._signature: dict[str, Any] | None = None
+        self._frozen: dict[str, Any] = {}
+
+    @property
+    def _details(self) -> dict[str, Any]:
+        """`{"metric": signature}`, frozen once and shared by every response (refrozen if the metric changes it)."""
+        signature = self.metric.signature
+        if signature is not self._signature:
+            self._signature, self._frozen = signature, freeze({"metric": signature})
+        return self._frozen
 
     def _render(self, ns: Namespaces) -> Rendered:
         try:
-            return self._input.render(ns), self._reference.render(ns)
+            pair = self._input.render(ns), self._reference.render(ns)
         except TemplateError as exc:
             return failure_outcome(exc)
+        problem = self._too_large(pair)
+        return pair if problem is None else self._failure(problem)
+
+    def _too_large(self, pair: tuple[str, str]) -> InputTooLarge | None:
+        """The size limits that keep every metric's cost bounded (`text_similarity.max_chars`, and the metric's own)."""
+        limit = self._max_chars
+        for field, text in zip(("input", "reference"), pair):
+            if len(text) > limit:
+                return InputTooLarge(
+                    field, f"{field} is {len(text):,} characters; {self.config.evaluation_metric} scores at most {limit:,}", "text_similarity.max_chars"
+                )
+        return self.metric.too_large(*pair)
 
     def _outcome(self, pair: tuple[str, str], score: float) -> Outcome:
         if self._explain:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
+from ...errors import InputTooLarge
 from ...options import Options
 from ...response import Usage
 
@@ -21,6 +22,11 @@ class _MetricBase:
     def __init__(self, metric: str, options: Options) -> None:
         self.metric = metric
         self.signature: dict[str, Any] = {"metric": metric}
+        """How scores are computed; replaced (never changed in place) when that changes after compile."""
+
+    def too_large(self, hypothesis: str, reference: str) -> InputTooLarge | None:
+        """A limit of this metric's own that the pair exceeds, beyond `text_similarity.max_chars` (none here)."""
+        return None
 
 
 class Metric(_MetricBase, ABC):

@@ -16,7 +16,7 @@ from ...errors import MetricUnavailable, ModelCallError
 from ...extend import Embedder
 from ...options import Options
 from ...response import Usage, add_usage
-from ...transport import Endpoint, RetryPolicy, endpoint_for, resolve_route
+from ...transport import ModelClient
 from .base import AsyncMetric
 
 
@@ -38,18 +38,16 @@ class Cosine(AsyncMetric):
         self._batch = opts.batch_size
         self._flag = opts.unavailable_flag
         self.report_usage = opts.report_usage
-        self._route = resolve_route(opts.model, options.models)
-        self._policy = RetryPolicy.from_options(options.models)
-        self._concurrency = options.models.max_concurrency
+        self._client = ModelClient(opts.model, options.models)
         self._embedder: Embedder | None = None
         self._cache: dict[str, list[float]] = {}
-        self.signature.update({"model": opts.model, "endpoint": self._route.base_url, "similarity": "cosine, clamped to [0, 1]"})
+        self.signature.update({"model": opts.model, "endpoint": self._client.route.location, "similarity": "cosine, clamped to [0, 1]"})
 
     def set_embedder(self, embedder: Embedder, name: str) -> None:
         """Use a local embedder instead of the endpoint (`graders.extend.set_embedder` is the public way in)."""
         self._embedder = embedder
         self._cache.clear()
-        self.signature.update({"model": name, "endpoint": "local embedder"})
+        self.signature = {**self.signature, "model": name, "endpoint": "local embedder"}
 
     async def ascore_many(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         await self._embed_missing([t for pair in pairs for t in pair])
@@ -73,25 +71,24 @@ class Cosine(AsyncMetric):
             for text, vector in zip(missing, self._embedder.embed(missing)):
                 self._cache[text] = list(vector)
             return None
-        if not self._route.configured:
+        if not self._client.route.configured:
             raise MetricUnavailable(
                 "cosine needs an embeddings client: set OPENAI_API_KEY (OpenAI), models.base_url / OPENAI_BASE_URL "
                 "(any OpenAI-compatible server), or a local embedder (U25)",
                 self._flag,
             )
-        endpoint = endpoint_for(self._route, self._concurrency)
         chunks = [missing[i : i + self._batch] for i in range(0, len(missing), self._batch)]
-        results = await asyncio.gather(*(self._request(endpoint, chunk) for chunk in chunks))
+        results = await asyncio.gather(*(self._request(chunk) for chunk in chunks))
         usage: dict[str, Usage] = {}
         for chunk, (vectors, model, counts) in zip(chunks, results):
             self._cache.update(zip(chunk, vectors))
             add_usage(usage, model, counts)
         return usage
 
-    async def _request(self, endpoint: Endpoint, texts: list[str]) -> tuple[list[list[float]], str, Usage]:
+    async def _request(self, texts: list[str]) -> tuple[list[list[float]], str, Usage]:
         body = {"model": self._model, "input": texts, "encoding_format": "float"}
         try:
-            reply, _ = await endpoint.call("/embeddings", body, self._policy)
+            reply = (await self._client.call("/embeddings", body)).json
         except ModelCallError as exc:
             raise MetricUnavailable(f"embeddings request failed: {exc.text}", "model_grader_server_error") from None
         data = reply.get("data")

@@ -1,7 +1,9 @@
 """`meteor` (spec §7.2, U22): nltk `meteor_score([r], h)` with its defaults over `str.split()` tokens and WordNet 3.0.
 
-nltk lower-cases and Porter-stems itself; alpha/beta/gamma are options. Without WordNet the grade fails with a
-clear `other_error` and the install hint, never a wrong number.
+nltk lower-cases and Porter-stems itself; alpha/beta/gamma are options. WordNet is read through the compact index
+of `resources.wordnet` (built once from the real corpus; the same lemma names nltk's reader gives), so the first
+grade in a new process does not pay for parsing WordNet. Without WordNet the grade fails with a clear
+`other_error` and the install hint, never a wrong number.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from ...errors import MetricUnavailable
 from ...options import Options
-from ...resources.wordnet import DEBIAN_WORDNET, load_wordnet
+from ...resources.wordnet import DEBIAN_WORDNET, WordNetIndex, load_meteor_wordnet
 from .base import Metric, library_version
 from .tokenizers import word_tokenizer
 
@@ -25,8 +27,9 @@ class Meteor(Metric):
         self._tokenize = word_tokenizer(opts.tokenizer)
         self._params = {"alpha": opts.alpha, "beta": opts.beta, "gamma": opts.gamma}
         debian = Path(opts.debian_wordnet_dir) if opts.debian_wordnet_dir else DEBIAN_WORDNET
+        self._wordnet: WordNetIndex | None
         try:
-            self._wordnet, source = load_wordnet(
+            self._wordnet, source = load_meteor_wordnet(
                 opts.wordnet_dir, debian, cache_dir=Path(opts.wordnet_cache), download=opts.wordnet_download
             )
             self._error: str | None = None
