@@ -8,6 +8,8 @@ import asyncio
 import importlib.util
 import inspect
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,68 +119,21 @@ def test_mapping_names_a_field_verl_does_not_pass() -> None:
 # -- verl's own loader and managers (the `verl` package, where installed) ---------------------------------------------
 
 
-def _verl_config(path: Path, name: str, tokenizer_dir: str = "") -> Any:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.create({
-        "actor_rollout_ref": {"model": {"path": tokenizer_dir, "tokenizer_path": None}},
-        "reward": {
-            "num_workers": 1,
-            "custom_reward_function": {"path": str(path), "name": name, "reward_kwargs": {}},
-            "reward_manager": {"source": "register", "name": "naive", "module": {"path": None, "name": None}},
-            "reward_model": {"enable": False, "enable_resource_pool": False},
-            "sandbox_fusion": None,
-        },
-    })
-
-
-def _batch(tmp_path: Path) -> tuple[Any, Any]:
-    """Two samples laid out as verl's rollout leaves them (left-padded prompts, right-padded responses)."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-    from verl import DataProto
-
-    words = ["<pad>", "<unk>", "<bos>", "<eos>", "capital", "of", "france", "Paris", "Lyon"]
-    backend = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>", padding_side="left")
-    tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
-    prompts = tokenizer(["capital of france", "capital of france"], padding="max_length", max_length=4, return_tensors="pt")
-    tokenizer.padding_side = "right"
-    responses = tokenizer(["Paris <eos>", "Lyon <eos>"], padding="max_length", max_length=3, return_tensors="pt")
-    tokenizer.padding_side = "left"
-    data = DataProto.from_dict(
-        tensors={"prompts": prompts["input_ids"], "responses": responses["input_ids"],
-                 "attention_mask": torch.cat([prompts["attention_mask"], responses["attention_mask"]], dim=1)},
-        non_tensors={
-            "data_source": np.array(["toy", "toy"], dtype=object),
-            "reward_model": np.array([{"ground_truth": "Paris"}, {"ground_truth": "Paris"}], dtype=object),
-            "extra_info": np.array([{"difficulty": "hard"}, {"difficulty": "nope"}], dtype=object),
-        },
-    )
-    return data, tokenizer
-
-
 def test_verl_loader_and_managers_call_the_exported_file(tmp_path: Path) -> None:
     """verl's `get_custom_reward_fn` loads the file; its naive manager (sync and async functions) scores single
-    samples, and the legacy batch manager calls the plural form."""
-    pytest.importorskip("verl")
-    from verl.trainer.ppo.reward import get_custom_reward_fn, load_reward_manager
-    from verl.workers.reward_manager import BatchRewardManager
-
+    samples, and the legacy batch manager calls the plural form. verl runs in `rl_runs/verl_managers.py`, so torch
+    never lives in the test process, which forks later."""
+    if importlib.util.find_spec("verl") is None:
+        pytest.skip("verl is not installed (pip install verl==0.9.1)")
     path = export(tmp_path)
     path.write_text(path.read_text() + "\nfrom graders.integrations.verl import make_async_reward\ncompute_score_async = make_async_reward(GRADER)\n")
-    data, tokenizer = _batch(tmp_path)
-    loaded = get_custom_reward_fn(_verl_config(path, "compute_score"))
-    assert loaded(data_source="toy", solution_str="Paris", ground_truth="Paris", extra_info={"difficulty": "easy"})["score"] == 1.0
-
+    script = Path(__file__).parent / "rl_runs" / "verl_managers.py"
+    done = subprocess.run([sys.executable, str(script), str(path), str(tmp_path)], capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["loaded"]["score"] == 1.0
     for name in ("compute_score", "compute_score_async"):
-        manager = load_reward_manager(_verl_config(path, name, str(tmp_path / "tokenizer")), tokenizer)
-        results = [manager.loop.run_until_complete(manager.run_single(data[i : i + 1])) for i in range(len(data))]
+        results = out[name]
         assert [r["reward_score"] for r in results] == [0.5, 0.0]
         assert results[1]["reward_extra_info"]["errored"] == 1.0 and set(results[0]["reward_extra_info"]) == KEYS
-
-    scored = BatchRewardManager(tokenizer, 0, loaded)(data, return_dict=True)
-    assert scored["reward_tensor"].sum(dim=1).tolist() == [0.5, 0.0]
-    assert list(scored["reward_extra_info"]["errored"]) == [0.0, 1.0]
+    assert out["batch"] == {"reward": [0.5, 0.0], "errored": [0.0, 1.0]}
