@@ -1,4 +1,4 @@
-"""Evals-style pass/fail (spec §13): `passed` for one result, and `result_counts` for a run.
+"""Evals-style pass/fail (§13): `passed` for one result, and `result_counts` for a run.
 
 The engine is not an Evals server; these helpers give a local run the same verdicts Evals would.
 """

@@ -1,4 +1,4 @@
-"""`calculate_output` formulas of `multi` graders (spec §11.2, §11.3): a hand-written parser, never `eval`.
+"""`calculate_output` formulas of `multi` graders (§11.2, §11.3): a hand-written parser, never `eval`.
 
 Grammar (U39 defaults; `FormulaOptions` switches unary signs, `^` associativity, min/max arity and the log base)::
 

@@ -1,4 +1,4 @@
-"""The `sample` and `item` namespaces a grade sees (spec §5.3, §5.4).
+"""The `sample` and `item` namespaces a grade sees (§5.3, §5.4).
 
 `sample` built from `/run`'s `model_sample` is lazy: `output_json` is parsed and `choices` built only when a
 template or a python grader reads them, so a string_check over millions of rows never pays for JSON parsing.

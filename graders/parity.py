@@ -4,7 +4,7 @@ A case is one JSON object: `grader`, `model_sample` (or `sample`), optional `ite
 `GraderRunResponse` the hosted endpoint returned (or any recorded expectation; `source` says where it came from).
 A case recorded from an endpoint that refused the request holds `status` and the §12.1 `error` envelope instead;
 locally the same request must then be refused with the same `param` and `code`.
-Compared (spec §3.2–§3.4): reward and sub-rewards within a tolerance, every error flag exactly, whether each details
+Compared (§3.2–§3.4): reward and sub-rewards within a tolerance, every error flag exactly, whether each details
 text is present, `type`, a non-generated `name`, and the *shape* of token usage and the sampled model (model scores
 and token counts depend on the model, §9.4). `execution_time` is never compared (§3.4: not a parity target).
 

@@ -1,4 +1,4 @@
-"""The wire shapes: `Outcome` (what every evaluator returns) and `GraderRunResponse` (what `/run` returns), spec §3.
+"""The wire shapes: `Outcome` (what every evaluator returns) and `GraderRunResponse` (what `/run` returns), §3.
 
 This is the only module that knows the 24 error keys, their order and defaults, and the key order of the response.
 Responses are lean: they hold the outcome and build the wire dict only when asked (`model_dump`), so bulk scoring
@@ -305,7 +305,7 @@ def merge_outcomes(outcomes: dict[str, Outcome], *, first_sampled_model: bool = 
 
 
 class GraderRunResponse:
-    """`GraderRunResponse` (spec §3.2): `model_dump()` is the exact wire JSON with the observed key order.
+    """`GraderRunResponse` (§3.2): `model_dump()` is the exact wire JSON with the observed key order.
 
     Attributes mirror the wire fields; `details` is the local trace, included only with
     ``model_dump(include_details=True)``.
@@ -567,7 +567,7 @@ class ResponseEncoder:
 
 
 class GraderValidateResponse:
-    """`/validate` success (spec §3.5): the grader echoed in the order sent, a generated `name` appended last.
+    """`/validate` success (§3.5): the grader echoed in the order sent, a generated `name` appended last.
 
     `warnings` are local: lines naming what the service accepts but what will not work as written (a python
     `source` that does not compile, U47 `warn`; a template reference that can never resolve). They are never part

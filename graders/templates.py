@@ -1,4 +1,4 @@
-"""The hosted `{{ namespace.path }}` template grammar (spec §5.1) and rendering (§5.5, §5.6).
+"""The hosted `{{ namespace.path }}` template grammar (§5.1) and rendering (§5.5, §5.6).
 
 A template is compiled once per grader into literal parts and parsed references; rendering one sample is a walk
 over those parts. This is deliberately not Jinja: Jinja accepts expressions, filters and loops that the hosted

@@ -1,4 +1,4 @@
-"""Config validation (spec §12): the §12.2 checks in order, stopping at the first failure, with OpenAI's envelope.
+"""Config validation (§12): the §12.2 checks in order, stopping at the first failure, with OpenAI's envelope.
 
 `parse_grader` is what `/run` and `/validate` both use; it returns the typed config (`schema`) or raises
 `GraderValidationError`, whose `envelope()` is the HTTP 400 body of §12.1.
@@ -327,7 +327,7 @@ def _preprocess(data: Mapping[str, Any], options: Options) -> dict[str, Any]:
 
 
 def _check_json(grader: Any) -> None:
-    """Before any check walks the config: it must be JSON the engine can hold (§5.7), so a field nested thousands
+    """Before the checks that walk the whole config: it must be JSON the engine can hold (§5.7), so a field nested thousands
     of levels deep, a NaN or a lone surrogate is a 400 naming it rather than a crash deep inside."""
     from ._json import value_problem
 
@@ -341,8 +341,8 @@ def parse_grader(grader: Any, options: Options | None = None, *, context: Contex
     """Validate a grader config (§12.2 checks 1-10, first failure wins) and return its typed form."""
     options = options or Options()
     allowed = TOP_LEVEL_TYPES if context == "run" else EVALS_TYPES
+    _check_types(grader, "", allowed, context)  # 1 (stops at the first nested multi, so it never goes deep)
     _check_json(grader)
-    _check_types(grader, "", allowed, context)  # 1
     data = _preprocess(grader, options)
     config = parse_config(data)  # 2, 3
     tree = list(_walk(config))

@@ -1,4 +1,4 @@
-"""`cosine` (spec §7.3, U25) against a real OpenAI-compatible embeddings server process on 127.0.0.1."""
+"""`cosine` (§7.3, U25) against a real OpenAI-compatible embeddings server process on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evals-style pass/fail (spec §13, U49)."""
+"""Evals-style pass/fail (§13, U49)."""
 
 from __future__ import annotations
 

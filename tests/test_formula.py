@@ -1,4 +1,4 @@
-"""`calculate_output` parser and evaluator (spec §11.2, §11.3, U39, U40), with a differential check against a
+"""`calculate_output` parser and evaluator (§11.2, §11.3, U39, U40), with a differential check against a
 reference evaluator (Python's own arithmetic on the same tree), RapidFuzz-style."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""METEOR with real WordNet 3.0 obtained offline from Debian's packages (spec §7.2, U22)."""
+"""METEOR with real WordNet 3.0 obtained offline from Debian's packages (§7.2, U22)."""
 
 from __future__ import annotations
 

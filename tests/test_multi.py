@@ -1,4 +1,4 @@
-"""`multi` graders (spec §11.3, §11.4, U40–U44)."""
+"""`multi` graders (§11.3, §11.4, U40–U44)."""
 
 from __future__ import annotations
 

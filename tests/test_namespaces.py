@@ -1,4 +1,4 @@
-"""`sample` and `item` namespaces (spec §5.3, §5.4, U9–U11)."""
+"""`sample` and `item` namespaces (§5.3, §5.4, U9–U11)."""
 
 from __future__ import annotations
 

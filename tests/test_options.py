@@ -13,16 +13,6 @@ from graders.options import FIXED_BEHAVIOURS, describe_options
 
 BEHAVIOUR = Path(__file__).resolve().parent.parent / "docs" / "behaviour.md"
 
-# The one place that lists where graders/options.py does not yet match docs/behaviour.md §14. These options and
-# defaults are being added to the code; delete an entry when its change lands (the tests below fail on a stale
-# entry, so both lists only shrink).
-NOT_YET_OPTIONS: dict[str, str] = {}
-NOT_YET_DEFAULTS: dict[str, str] = {}
-# Options the decision table still names that the code removed: each had one possible value and no reader, so its
-# behaviour is fixed and documented in `graders.options.FIXED_BEHAVIOURS` under its U-id instead.
-FIXED_NOT_OPTIONS = {"errors.never_set": "U3", "formula.extensions": "U39", "formula.identifier_pattern": "U39", "multi.details_join": "U43", "validate.envelope_style": "U45"}
-
-
 def test_every_option_has_a_stable_dotted_name_and_default():
     flat = Options().flat()
     expected = {
@@ -49,9 +39,18 @@ def test_every_option_has_a_stable_dotted_name_and_default():
         assert flat[name] == value, name
 
 
+def _decision_section() -> str:
+    return BEHAVIOUR.read_text().split("\n## 14. ", 1)[1].split("\n## ", 1)[0]
+
+
+def _fixed_rows() -> set[str]:
+    """The U-ids whose §14 row says the behaviour is fixed (no option)."""
+    return set(re.findall(r"^\| (U\d+) \|[^|]+\|[^|]*fixed", _decision_section(), re.M))
+
+
 def decision_table() -> list[tuple[str, list[str], list[str]]]:
     """(id, option names, default tokens) for each row of the §14 table in docs/behaviour.md."""
-    section = BEHAVIOUR.read_text().split("\n## 14. ", 1)[1].split("\n## ", 1)[0]
+    section = _decision_section()
     rows = re.findall(r"^\| (U\d+) \| [^|]+\| ([^|]+)\| ([^|]+)\|", section, re.M)
     return [(uid, re.findall(r"`([^`]+)`", options), re.findall(r"`([^`]+)`", default)) for uid, options, default in rows]
 
@@ -61,15 +60,13 @@ def test_every_unknown_in_the_decision_table_has_an_option():
     rows = decision_table()
     assert [uid for uid, _, _ in rows] == [f"U{n}" for n in range(1, 51)]
     descriptions = {name: text for name, _, text in describe_options()}
+    fixed = _fixed_rows()
     for uid, names, _ in rows:
-        assert names, uid
+        if uid in fixed:
+            assert uid in FIXED_BEHAVIOURS, f"{uid} is documented as fixed: graders.options.FIXED_BEHAVIOURS says how"
+        else:
+            assert names, uid
         for name in names:
-            if name in NOT_YET_OPTIONS:
-                assert name not in descriptions, f"{name} exists now: remove it from NOT_YET_OPTIONS"
-                continue
-            if name in FIXED_NOT_OPTIONS:
-                assert name not in descriptions and FIXED_NOT_OPTIONS[name] == uid and uid in FIXED_BEHAVIOURS, (uid, name)
-                continue
             assert name in descriptions, (uid, name)
             assert re.match(rf"{uid}\b", descriptions[name]), (uid, name, descriptions[name])
 
@@ -79,16 +76,11 @@ def test_decision_table_defaults_are_the_code_defaults():
     flat = Options().flat()
     for uid, names, defaults in decision_table():
         for name, token in zip(names, defaults):
-            if name in NOT_YET_OPTIONS or name in FIXED_NOT_OPTIONS:
-                continue
             try:
                 documented = json.loads(token)
             except ValueError:
                 continue  # a prose default such as "never set"
-            if name in NOT_YET_DEFAULTS:
-                assert flat[name] != documented, f"{name} matches now: remove it from NOT_YET_DEFAULTS"
-            else:
-                assert flat[name] == documented, (uid, name, flat[name], documented)
+            assert flat[name] == documented, (uid, name, flat[name], documented)
 
 
 def test_with_values_errors_name_the_option():
@@ -167,6 +159,6 @@ def test_option_values_are_checked_against_their_types():
 
 def test_fixed_behaviours_have_no_option():
     """Unknowns with one behaviour and no reader are documented, not options (U3, U39's extensions, U43, U45)."""
-    flat = Options().flat()
-    assert set(FIXED_BEHAVIOURS) == set(FIXED_NOT_OPTIONS.values())
-    assert not set(FIXED_NOT_OPTIONS) & set(flat)
+    assert set(FIXED_BEHAVIOURS) == _fixed_rows()
+    removed = {"errors.never_set", "formula.extensions", "formula.identifier_pattern", "multi.details_join", "validate.envelope_style"}
+    assert not removed & set(Options().flat())

@@ -155,7 +155,7 @@ def test_load_an_example_run_it_and_read_the_reward_and_rendered_templates(drive
     assert exact.find_element(By.CSS_SELECTOR, '.template[data-key="input"]').text == "The capital is paris."
     assert exact.find_element(By.CSS_SELECTOR, '.template[data-key="reference"]').text == "Paris"
     formula = css(driver, "#result .formula .substituted").text
-    assert formula == "= 0.6 * 0 + 0.3 * 1 + 0.1 * 1 = 0.4"
+    assert formula == "= 0.6 * 0 + 0.3 * 1 + 0.1 * (1 - 0) = 0.4"
     driver.save_screenshot(str(shots / "playground-run.png"))
 
 

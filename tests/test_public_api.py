@@ -44,6 +44,9 @@ def _modules_after(code: str) -> set[str]:
 
 
 HEAVY = {"pydantic", "openai", "httpx", "numpy", "rapidfuzz", "nltk", "asyncio", "orjson", "sqlite3", "graders.formula", "graders.transport"}
+# The strict JSON rule (§5.7) decodes every config, item and sample with orjson, so a grade loads it (about 20 ms of
+# a cold start that bench_startup.py holds to its target); `import graders` alone still does not.
+GRADE_LOADS = {"orjson"}
 
 
 def test_import_graders_loads_no_grader_type():
@@ -58,5 +61,5 @@ def test_running_a_string_check_loads_nothing_another_type_needs():
         "import io\nfrom graders.cli import main\n"
         f"main(['run', {EXACT!r}, '--sample', 'Paris', '--item', '{{\"answer\": \"Paris\"}}'], io.StringIO())"
     )
-    assert not HEAVY & loaded, sorted(HEAVY & loaded)
+    assert not (HEAVY - GRADE_LOADS) & loaded, sorted((HEAVY - GRADE_LOADS) & loaded)
     assert not {"graders.resources.images", "graders.evaluators.model.judge", "graders.evaluators.multi"} & loaded

@@ -1,4 +1,4 @@
-"""`graders image`: a local venv with the hosted python grader image's exact pins (spec §8.5), built for real."""
+"""`graders image`: a local venv with the hosted python grader image's exact pins (§8.5), built for real."""
 
 from __future__ import annotations
 

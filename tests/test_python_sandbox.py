@@ -1,4 +1,4 @@
-"""How python workers are started, isolated, limited, pooled and ended (spec §8.3, §8.4; docs/sandbox.md).
+"""How python workers are started, isolated, limited, pooled and ended (§8.3, §8.4; docs/sandbox.md).
 
 The attacks on each line of the local promise are in test_python_promise.py; these are the sandbox's own rules:
 levels and their fallback, uids, pools per source and their caps, fast shutdown, and ordinary hostile code

@@ -1,4 +1,4 @@
-"""The `GraderRunResponse` contract (spec §3.2–§3.4)."""
+"""The `GraderRunResponse` contract (§3.2–§3.4)."""
 
 from __future__ import annotations
 

@@ -32,11 +32,20 @@ def nested(depth: int, leaf: Any = 1) -> Any:
     return value
 
 
+TIMINGS = {"execution_time", "latency_s", "wait_s"}
+
+
+def _untimed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
 def wire(resp: graders.GraderRunResponse) -> dict[str, Any]:
-    """Everything a response holds, as plain JSON, without the timing that differs between runs."""
-    out = resp.model_dump(mode="json", include_details=True)
-    out["metadata"].pop("execution_time")
-    return out
+    """Everything a response holds, as plain JSON, without the timings (a judge's latency too) that differ between runs."""
+    return _untimed(resp.model_dump(mode="json", include_details=True))
 
 
 def vandalise(resp: graders.GraderRunResponse) -> None:

@@ -1,4 +1,4 @@
-"""The fast ROUGE path equals the rouge-score library exactly (RapidFuzz-style differential test, spec §7.2 U23)."""
+"""The fast ROUGE path equals the rouge-score library exactly (RapidFuzz-style differential test, §7.2 U23)."""
 
 from __future__ import annotations
 

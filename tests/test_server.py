@@ -155,7 +155,7 @@ def test_sdk_reaches_scoring_options_through_extra_body(client: openai.OpenAI) -
     default = client.fine_tuning.alpha.graders.run(grader=grader, model_sample="the mat the cat sat on", item=item)
     flipped = client.fine_tuning.alpha.graders.run(
         grader=grader, model_sample="the mat the cat sat on", item=item,
-        extra_body={"options": {"text_similarity.fuzzy_match.scorer": "ratio"}},
+        extra_body={"options": {"text_similarity.fuzzy_match.scorer": "wratio_dp"}},
     )
     assert default.reward != flipped.reward
 
@@ -168,7 +168,7 @@ INVALID = [
     ({"grader": {**MULTI, "graders": {"a": {**STRING_CHECK, "input": 3}}, "calculate_output": "a"}, "model_sample": "x"}, 400, "graders.a.input", "invalid_type"),
     ({"grader": {**MULTI, "calculate_output": "exact +"}, "model_sample": "x"}, 400, "calculate_output", "invalid_value"),
     ({"grader": {**SCORE_MODEL, "range": [1, 0]}, "model_sample": "x"}, 400, "range", "invalid_value"),
-    ({"grader": {**PYTHON, "source": "def grade(:"}, "model_sample": "x"}, 400, "source", "invalid_value"),
+    ({"grader": {**PYTHON, "source": 3}, "model_sample": "x"}, 400, "source", "invalid_type"),
     ({"grader": STRING_CHECK}, 400, "model_sample", "missing_required_parameter"),
     ({"grader": STRING_CHECK, "model_sample": 7}, 400, "model_sample", "invalid_type"),
     ({"grader": STRING_CHECK, "model_sample": "x", "item": [1]}, 400, "item", "invalid_type"),
@@ -185,6 +185,16 @@ def test_invalid_run_bodies_give_status_and_param(server: GradersServer, body: A
     error = resp.json()["error"]
     assert resp.status_code == status and error["param"] == param and error["code"] == code
     assert error["type"] == "invalid_request_error" and error["message"]
+
+
+def test_a_source_that_does_not_compile_is_accepted_and_fails_each_grade_U47(server: GradersServer) -> None:
+    """U47 `warn`, as the hosted service did: /validate echoes the grader and /run answers 200 with the flag."""
+    grader = {**PYTHON, "source": "def grade(sample, item):\nreturn 1\n"}
+    assert server.post("/v1/fine_tuning/alpha/graders/validate", {"grader": grader}).json() == {"grader": grader}
+    resp = server.run({"grader": grader, "model_sample": "x"})
+    errors = resp.json()["metadata"]["errors"]
+    assert resp.status_code == 200 and resp.json()["reward"] == 0.0
+    assert errors["python_grader_runtime_error"] and "IndentationError" in errors["python_grader_runtime_error_details"]
 
 
 def test_sdk_raises_bad_request_with_param(client: openai.OpenAI) -> None:

@@ -1,4 +1,4 @@
-"""`string_check` (spec §6, U15–U17)."""
+"""`string_check` (§6, U15–U17)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `{{ namespace.path }}` grammar and rendering (spec §5.1, §5.5, §5.6, U7, U8, U12, U13, U14)."""
+"""The `{{ namespace.path }}` grammar and rendering (§5.1, §5.5, §5.6, U7, U8, U12, U13, U14)."""
 
 from __future__ import annotations
 

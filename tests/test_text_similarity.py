@@ -1,4 +1,4 @@
-"""`text_similarity` (spec §7): every metric on the §7.4 calibration probes, for the default and each variant."""
+"""`text_similarity` (§7): every metric on the §7.4 calibration probes, for the default and each variant."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Schema and validation rules (spec §4, §11.1, §12): each check with the envelope it produces."""
+"""Schema and validation rules (§4, §11.1, §12): each check with the envelope it produces."""
 
 from __future__ import annotations
 

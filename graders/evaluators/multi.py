@@ -1,4 +1,4 @@
-"""`multi` (spec §11): named sub-graders combined by the `calculate_output` formula.
+"""`multi` (§11): named sub-graders combined by the `calculate_output` formula.
 
 Sub-graders run through the same registry and adapter as top-level graders, concurrently when any of them is
 async (§11.3 allows it), and in bulk through each sub-grader's own bulk path. Flags, usage and texts are merged by

@@ -1,4 +1,4 @@
-"""`string_check` (spec §6): eq / ne / like / ilike over the two rendered strings, exactly 0.0 or 1.0.
+"""`string_check` (§6): eq / ne / like / ilike over the two rendered strings, exactly 0.0 or 1.0.
 
 Every operation is linear in the texts (U15's wildcards included), so string_check needs no size limit.
 """

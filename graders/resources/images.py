@@ -1,4 +1,4 @@
-"""Local environments with exactly the packages of the hosted python grader image (spec §8.5).
+"""Local environments with exactly the packages of the hosted python grader image (§8.5).
 
 `graders image install 2025-05-08` builds a virtual environment with the image's pins and the NLTK data that can
 be had offline; `resolve_interpreter` tells the python evaluator which interpreter runs grader code.

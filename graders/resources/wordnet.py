@@ -1,4 +1,4 @@
-"""WordNet 3.0 for METEOR, found offline (spec §7.2): never downloaded at run time unless asked.
+"""WordNet 3.0 for METEOR, found offline (§7.2): never downloaded at run time unless asked.
 
 Looked up in order: an nltk `wordnet` corpus on nltk's data path; Debian's `wordnet-base` + `wordnet-sense-index`
 (`/usr/share/wordnet`), copied (not linked: recent nltk rejects links leading outside its data directory) into a

@@ -1,4 +1,4 @@
-"""Model graders (spec §9 `score_model`, §10 `label_model`) on any OpenAI-compatible Chat Completions server.
+"""Model graders (§9 `score_model`, §10 `label_model`) on any OpenAI-compatible Chat Completions server.
 
 Calls go through `graders.transport` (routing, the HTTP client, rate limits, retries, the shared concurrency
 limit, the cache); docs/models.md is the user's guide.

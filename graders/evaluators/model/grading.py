@@ -1,6 +1,6 @@
 """The flow shared by score_model and label_model: render, call, read the reply, set the §9.3 flags.
 
-One grade (spec §5.2, §9.2, §9.3, §10):
+One grade (§5.2, §9.2, §9.3, §10):
 
 1. Render the messages; a template error is returned before any call, so no tokens are spent (§5.2).
 2. Look the call up in the cache (`models.cache_path`), keyed by endpoint, model, rendered messages, sampling

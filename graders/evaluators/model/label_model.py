@@ -1,4 +1,4 @@
-"""`label_model` (spec §10): a grader model picks one of `labels`; 1.0 if it is in `passing_labels`, else 0.0."""
+"""`label_model` (§10): a grader model picks one of `labels`; 1.0 if it is in `passing_labels`, else 0.0."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rendering a model grader's messages (spec §5.2, §9.2) and mapping its `sampling_params` (§9.2, U38).
+"""Rendering a model grader's messages (§5.2, §9.2) and mapping its `sampling_params` (§9.2, U38).
 
 Every templated content field is compiled once: plain strings, `input_text.text`, `output_text.text`,
 `input_image.image_url` and `input_audio.input_audio.data`. Rendering a sample either yields the complete

@@ -1,4 +1,4 @@
-"""`score_model` (spec §9): a grader model returns `{steps, result}`; the reward is `result` clamped to `range`."""
+"""`score_model` (§9): a grader model returns `{steps, result}`; the reward is `result` clamped to `range`."""
 
 from __future__ import annotations
 

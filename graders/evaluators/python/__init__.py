@@ -1,4 +1,4 @@
-"""`python` graders (spec §8): user `source` runs in sandboxed warm workers; the parent decides the reward.
+"""`python` graders (§8): user `source` runs in sandboxed warm workers; the parent decides the reward.
 
 `worker.py` runs the code, `sandbox/` decides how a worker is isolated (docs/sandbox.md), `pool.py` keeps workers
 warm, one pool per source, and replaces them; this module turns each reply into an `Outcome` with the §8.2

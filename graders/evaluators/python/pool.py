@@ -1,4 +1,4 @@
-"""Warm python-grader workers (spec §8): one pool per grader source, replaced when they die or time out.
+"""Warm python-grader workers (§8): one pool per grader source, replaced when they die or time out.
 
 One worker never serves two sources: a pool is keyed by the grader's source hash (and its sandbox spec and
 mode), so no module state, file or descriptor of one config reaches another, and no config sees another's rows.

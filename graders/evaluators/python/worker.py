@@ -1,4 +1,4 @@
-"""The child side of a python-grader worker (spec §8): runs user `grade(sample, item)`, never decides a reward.
+"""The child side of a python-grader worker (§8): runs user `grade(sample, item)`, never decides a reward.
 
 Started by `sandbox/` as `python -E -s -c <this file>` inside the sandbox, already unprivileged and filtered. It
 needs only the standard library (orjson when installed), since it also runs in an image environment (§8.5). It

@@ -1,4 +1,4 @@
-"""`text_similarity` (spec §7): render `input` and `reference`, score them with the chosen metric, clamp to [0, 1].
+"""`text_similarity` (§7): render `input` and `reference`, score them with the chosen metric, clamp to [0, 1].
 
 Each metric family is one module behind `base.Metric`; `METRICS` maps every `evaluation_metric` to its class.
 The metric's signature (library, tokenizer, smoothing, measure…) goes into each response's local `details`.

@@ -1,4 +1,4 @@
-"""One metric interface for `text_similarity` (spec §7), in the manner of sacrebleu's `metrics/` package.
+"""One metric interface for `text_similarity` (§7), in the manner of sacrebleu's `metrics/` package.
 
 A metric is built once per compiled grader (tokenizer, smoothing, scorer chosen from the options) and records in
 `signature` exactly how its scores are computed, so every response can say which variant produced it.

@@ -1,4 +1,4 @@
-"""`bleu` (U20) and `gleu` (U21), spec §7.2: nltk sentence scores over word tokens, case kept.
+"""`bleu` (U20) and `gleu` (U21), §7.2: nltk sentence scores over word tokens, case kept.
 
 Default BLEU is nltk `sentence_bleu([r], h, smoothing_function=method1)` with `str.split()` tokens (nltk ships in
 the hosted python image, sacrebleu does not); `implementation=sacrebleu` gives `sentence_bleu(h, [r]).score / 100`.

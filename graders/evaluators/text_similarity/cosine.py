@@ -1,4 +1,4 @@
-"""`cosine` (spec §7.3, U25): the cosine of two embeddings, clamped to [0, 1].
+"""`cosine` (§7.3, U25): the cosine of two embeddings, clamped to [0, 1].
 
 Embeddings come from an OpenAI-compatible `/embeddings` endpoint through `graders.transport`, like the model
 graders' calls (the same routing by `models.*`, shared concurrency limit and transient-only retries), or from a

@@ -1,4 +1,4 @@
-"""`fuzzy_match` (spec §7.2, U19): a rapidfuzz scorer / 100; by default plain `fuzz.ratio`, no processor.
+"""`fuzzy_match` (§7.2, U19): a rapidfuzz scorer / 100; by default plain `fuzz.ratio`, no processor.
 
 rapidfuzz's `ratio` is bit-parallel but still quadratic (1 MB against 1 MB takes tens of seconds), and
 `partial_ratio` (the `partial` scorer, and `WRatio` when one text is 1.5× the other) grows faster still, so each

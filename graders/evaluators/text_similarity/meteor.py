@@ -1,4 +1,4 @@
-"""`meteor` (spec §7.2, U22): nltk `meteor_score([r], h)` with its defaults over `str.split()` tokens and WordNet 3.0.
+"""`meteor` (§7.2, U22): nltk `meteor_score([r], h)` with its defaults over `str.split()` tokens and WordNet 3.0.
 
 nltk lower-cases and Porter-stems itself; alpha/beta/gamma are options. WordNet is read through the compact index
 of `resources.wordnet` (built once from the real corpus; the same lemma names nltk's reader gives), so the first

@@ -1,4 +1,4 @@
-"""`rouge_1`…`rouge_5`, `rouge_l` (spec §7.2, U23): rouge-score 0.1.2's numbers, computed faster.
+"""`rouge_1`…`rouge_5`, `rouge_l` (§7.2, U23): rouge-score 0.1.2's numbers, computed faster.
 
 The reference is `RougeScorer([k]).score(target=reference, prediction=input)[k]`. The fast path reproduces it
 step for step — the same tokenizer (lower-case, keep `[a-z0-9]` runs, Porter-stem tokens longer than 3 when

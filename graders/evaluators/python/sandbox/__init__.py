@@ -1,4 +1,4 @@
-"""How a python-grader worker is started and what isolation it really gets (spec §8.4, the local promise).
+"""How a python-grader worker is started and what isolation it really gets (§8.4, the local promise).
 
 Two levels, best first; `docs/sandbox.md` says what each protects and which promise lines it keeps:
 
