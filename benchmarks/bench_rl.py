@@ -160,7 +160,7 @@ def ray_rows(rows: int = 20_000) -> None:
     from graders.integrations.ray import Grader
 
     trivial = {"type": "python", "name": "trivial", "source": TRIVIAL.replace("item['answer'] in sample['output_text']", "sample['output_text'] == item['answer']")}
-    data = [{"model_sample": str(i % 7), "item": {"answer": "3"}} for i in range(rows)]
+    data = [{"id": i, "model_sample": str(i % 7), "item": {"answer": "3"}} for i in range(rows)]
     compiled = graders.compile(trivial)
     compiled.run_many(data[:100])
     start = time.perf_counter()
@@ -176,7 +176,8 @@ def ray_rows(rows: int = 20_000) -> None:
         on_ray = time.perf_counter() - start
     finally:
         ray.shutdown()
-    assert [r["reward"] for r in out] == [r.reward for r in expected]
+    by_id = {r["id"]: r["reward"] for r in out}  # Ray Data does not keep input order unless told to (which costs)
+    assert [by_id[i] for i in range(rows)] == [r.reward for r in expected], "Ray and run_many disagree"
     print(f"4. trivial python grader, {rows:,} rows")
     print(f"   run_many, one process        {rows / in_process:10,.0f} rows/s ({in_process:.2f} s)")
     print(f"   Ray Data, 2 actors on 2 CPUs {rows / on_ray:10,.0f} rows/s ({on_ray:.2f} s, actor and sandbox start included)")
