@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._json import loads
+from ._json import dumps, dumps_value, loads
 from .errors import RequestError, json_type
 from .options import SampleOptions
 
@@ -129,8 +129,6 @@ class ModelSample(Mapping[str, Any]):
         """(the namespace as JSON with `null` where the text goes, the text as JSON): the text, which can be most
         of a row, is sent once and put back in both places by the receiver. Raises `Unsendable` naming the part
         that JSON cannot hold (§5.7)."""
-        from ._json import dumps_value  # orjson, imported only by the graders that send samples as JSON
-
         text = dumps_value(self.text, "sample.output_text")
         if not self._opts.extra_keys and not _may_be_json(self.text):
             return _SLIM_SAMPLE, text
@@ -141,8 +139,6 @@ class ModelSample(Mapping[str, Any]):
 
     def json(self) -> bytes:
         """The whole namespace as JSON bytes (the text in both of its places)."""
-        from ._json import dumps
-
         return dumps(self.data())
 
 

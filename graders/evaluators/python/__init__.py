@@ -126,13 +126,13 @@ def _encode_rows(batch: Sequence[Namespaces], max_bytes: int) -> tuple[list[byte
             if isinstance(sample, ModelSample):
                 slim, text = sample.json_parts()
                 encoded_item = dumps_value(ns.item, "item")
-                sizes = {"sample": len(slim) + len(text), "item": len(encoded_item)}
                 row = b"[" + slim + b"," + encoded_item + b"," + text + b"]"
+                sample_bytes = len(slim) + len(text)
             else:
                 encoded_sample = dumps_value(sample, "sample")
                 encoded_item = dumps_value(ns.item, "item")
-                sizes = {"sample": len(encoded_sample), "item": len(encoded_item)}
                 row = b"[" + encoded_sample + b"," + encoded_item + b"]"
+                sample_bytes = len(encoded_sample)
         except Unsendable as exc:
             unsendable.append((index, failure_outcome(InvalidInput(exc.field, exc.problem))))
             continue
@@ -141,6 +141,7 @@ def _encode_rows(batch: Sequence[Namespaces], max_bytes: int) -> tuple[list[byte
             unsendable.append((index, failure))
             continue
         if len(row) > max_bytes:
+            sizes = {"sample": sample_bytes, "item": len(encoded_item)}
             field = max(sizes, key=lambda k: sizes[k])
             too_large = InputTooLarge(
                 field, f"{field} is {sizes[field]:,} bytes as JSON; a python grader accepts rows of at most {max_bytes:,}", "python.max_input_bytes"
