@@ -514,6 +514,10 @@ class BatchOptions(_Group):
     """Shard processes for bulk runs; None = the cores this process may use (CPU affinity and cgroup quota)."""
     parallel_min_rows: int = bounded(2000, ge=1)
     """Inputs with fewer rows are graded in-process (no shard start-up for a few rows)."""
+    shard_min_row_us: float = bounded(50.0, ge=0)
+    """`run_many` / `iter_run` hand in-memory rows to shards only if their first `parallel_min_rows` rows took at
+    least this many microseconds each to grade in-process: moving a row and its outcome costs the parent about 10
+    µs, so cheaper graders are faster in-process."""
     block_rows: int = bounded(1000, ge=1)
     """Rows per block handed to a shard by `run_many` / `iter_run` (also capped by their `chunk_size`)."""
     block_bytes: int = bounded(131072, ge=1024)

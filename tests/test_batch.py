@@ -93,7 +93,7 @@ def test_cgroup_v1_cfs_quota_caps_the_cores(tmp_path):
 
 
 def test_run_many_keeps_input_order_across_workers():
-    compiled = graders.compile(json.loads(Path(MULTI).read_text()), graders.Options().with_values({"batch.parallel_min_rows": 10, "batch.block_rows": 37}))
+    compiled = graders.compile(json.loads(Path(MULTI).read_text()), graders.Options().with_values({"batch.parallel_min_rows": 10, "batch.block_rows": 37, "batch.shard_min_row_us": 0}))
     rows = [{"model_sample": ANSWERS[i % 5] + "!" * (i % 3), "item": {"answer": "Paris" if i % 4 else "Lyon"}} for i in range(3000)]
     rows[1234] = {"model_sample": 5, "item": {}}
     one = [r.model_dump() for r in compiled.run_many(rows, workers=1)]
@@ -112,8 +112,17 @@ def test_small_inputs_stay_in_process():
     assert len(list(it)) == 9
 
 
-def test_large_inputs_use_shards_and_stop_them():
+def test_cheap_graders_stay_in_process_when_rows_are_in_memory():
+    """string_check costs a few µs a row, less than moving the row to a shard and its outcome back."""
     compiled = graders.compile(json.loads(Path(EXACT).read_text()), graders.Options().with_values({"batch.parallel_min_rows": 50}))
+    it = compiled.iter_run(({"model_sample": "Paris", "item": {"answer": "Paris"}} for _ in range(5000)), workers=2)
+    assert sum(next(it).reward for _ in range(51)) == 51
+    assert [p for p in multiprocessing.active_children() if p.name.startswith("graders-shard")] == []
+    assert sum(r.reward for r in it) == 4949
+
+
+def test_large_inputs_use_shards_and_stop_them():
+    compiled = graders.compile(json.loads(Path(EXACT).read_text()), graders.Options().with_values({"batch.parallel_min_rows": 50, "batch.shard_min_row_us": 0}))
     it = compiled.iter_run(({"model_sample": "Paris", "item": {"answer": "Paris"}} for _ in range(5000)), workers=2)
     assert sum(next(it).reward for _ in range(50)) == 50
     assert [p for p in multiprocessing.active_children() if p.name.startswith("graders-shard")] == []
@@ -538,7 +547,7 @@ def test_model_graders_share_one_limiter_on_the_parent(tmp_path):
 
 
 def test_a_shard_that_dies_is_replaced_and_its_blocks_graded_again():
-    compiled = graders.compile(json.loads(Path(MULTI).read_text()), graders.Options().with_values({"batch.parallel_min_rows": 10, "batch.block_rows": 50}))
+    compiled = graders.compile(json.loads(Path(MULTI).read_text()), graders.Options().with_values({"batch.parallel_min_rows": 10, "batch.block_rows": 50, "batch.shard_min_row_us": 0}))
     rows = [{"model_sample": ANSWERS[i % 5], "item": {"answer": "Paris"}} for i in range(20000)]
     it = compiled.iter_run(rows, workers=2)
     got = [next(it).reward for _ in range(100)]

@@ -298,9 +298,11 @@ def _encode_block(rows: list[Any]) -> bytes | None:
 
 def iter_parallel(compiled: CompiledGrader, rows: Iterable[Any], workers: int | None, chunk_size: int,
                   local: Callable[[Iterable[Any], int], Iterator[GraderRunResponse]]) -> Iterator[GraderRunResponse]:
-    """`iter_run` over shards when it pays: more than one worker, a CPU-bound grader, and more than
-    `batch.parallel_min_rows` rows (those first rows are graded by `local`, the in-process path, and so is
-    everything else). Responses come in input order.
+    """`iter_run` over shards when it pays: more than one worker, a CPU-bound grader, more than
+    `batch.parallel_min_rows` rows, and those first rows (graded by `local`, the in-process path) at least
+    `batch.shard_min_row_us` each; everything else stays in `local`. Responses come in input order. On 2 cores,
+    string_check (2-3 µs a row), fuzzy_match (6 µs) and rouge_l on short texts (19 µs) ran 0.45-0.61x as fast on
+    shards as in-process, and gleu at 82 µs 1.16x.
 
     Python graders stay here: the parent's sandbox pool already grades on every core, and handing in-memory rows
     to shards and their outcomes back cost more than it saved (measured by benchmarks/bench_batch.py). In
@@ -312,10 +314,18 @@ def iter_parallel(compiled: CompiledGrader, rows: Iterable[Any], workers: int | 
     if count == 1 or path != CPU:
         yield from local(it, chunk_size)
         return
-    # The first rows are graded here, as lazily as the in-process path; shards start only if more rows follow.
-    yield from local(islice(it, compiled.options.batch.parallel_min_rows), chunk_size)
+    # The first rows are graded here, as lazily as the in-process path; shards start only if more rows follow and
+    # those rows took long enough to grade that shipping rows to shards and their outcomes back pays.
+    head_rows = compiled.options.batch.parallel_min_rows
+    graded = 0.0
+    for response in local(islice(it, head_rows), chunk_size):
+        graded += response.execution_time
+        yield response
     first = next(it, _END)
     if first is _END:
+        return
+    if graded < head_rows * compiled.options.batch.shard_min_row_us * 1e-6:
+        yield from local(chain([first], it), chunk_size)
         return
     head = [first]
     block_rows = max(1, min(chunk_size, compiled.options.batch.block_rows))

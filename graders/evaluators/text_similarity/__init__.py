@@ -17,7 +17,7 @@ from ...response import Outcome, Usage, freeze
 from ...schema import SIMILARITY_METRICS, TextSimilarityGrader
 from ...templates import compile_template
 from ..base import AsyncEvaluator, Evaluator, SyncEvaluator
-from .base import AsyncMetric, Metric
+from .base import AsyncMetric, Metric, _MetricBase
 
 _FAMILIES: dict[str, str] = {
     "fuzzy_match": "fuzzy:FuzzyMatch",
@@ -65,6 +65,8 @@ class _Scoring:
         self.metric = metric
         self._explain = options.explain
         self._max_chars = options.text_similarity.max_chars
+        # The metric's own size limit, if it has one (fuzzy_match's partial scorers), looked up once.
+        self._metric_limit = metric.too_large if type(metric).too_large is not _MetricBase.too_large else None
         self._signature: dict[str, Any] | None = None
         self._frozen: dict[str, Any] = {}
 
@@ -81,18 +83,18 @@ class _Scoring:
             pair = self._input.render(ns), self._reference.render(ns)
         except TemplateError as exc:
             return failure_outcome(exc)
-        problem = self._too_large(pair)
+        limit = self._max_chars
+        if len(pair[0]) > limit or len(pair[1]) > limit:
+            return self._failure(self._too_long(pair))
+        problem = self._metric_limit(*pair) if self._metric_limit is not None else None
         return pair if problem is None else self._failure(problem)
 
-    def _too_large(self, pair: tuple[str, str]) -> InputTooLarge | None:
-        """The size limits that keep every metric's cost bounded (`text_similarity.max_chars`, and the metric's own)."""
-        limit = self._max_chars
-        for field, text in zip(("input", "reference"), pair):
-            if len(text) > limit:
-                return InputTooLarge(
-                    field, f"{field} is {len(text):,} characters; {self.config.evaluation_metric} scores at most {limit:,}", "text_similarity.max_chars"
-                )
-        return self.metric.too_large(*pair)
+    def _too_long(self, pair: tuple[str, str]) -> InputTooLarge:
+        """`text_similarity.max_chars`, which keeps every metric's cost bounded, named for the longer text."""
+        field, text = ("input", pair[0]) if len(pair[0]) >= len(pair[1]) else ("reference", pair[1])
+        return InputTooLarge(
+            field, f"{field} is {len(text):,} characters; {self.config.evaluation_metric} scores at most {self._max_chars:,}", "text_similarity.max_chars"
+        )
 
     def _outcome(self, pair: tuple[str, str], score: float) -> Outcome:
         if self._explain:
