@@ -27,6 +27,7 @@ PLUGINS: dict[str, tuple[str, str]] = {
     "image": ("graders.resources.images", "local environments with the hosted python grader image's packages (§8.5)"),
     "judge": ("graders.evaluators.model.judge", "a local llama.cpp judge for offline plumbing checks (optional extra)"),
     "serve": ("graders.server.cli", "serve /v1/fine_tuning/alpha/graders/run and /validate (and OpenRLHF's /get_reward) here"),
+    "export": ("graders.integrations.export", "write a reward file for TRL, verl or OpenRLHF that loads this grader once"),
     "ui": ("graders.server.cli:add_ui_cli", "open the playground in a browser: edit a grader, run it, explore rows and batch outputs"),
 }
 """Sub-commands other modules fill in with `add_cli(parser)` (or the function named after a colon), by name: a
@@ -90,6 +91,11 @@ def _load_grader(path: str) -> Any:
 
 
 def _options(args: argparse.Namespace, *, explain: bool = False) -> Options:
+    return option_values(args, explain=explain)[1]
+
+
+def option_values(args: argparse.Namespace, *, explain: bool = False) -> tuple[dict[str, Any], Options]:
+    """The options given with `-o` / `--options-file` as `{dotted: value}`, and the Options they make."""
     values: dict[str, Any] = {}
     if getattr(args, "options_file", None):
         loaded = _json_arg("@" + args.options_file, "options")
@@ -107,14 +113,14 @@ def _options(args: argparse.Namespace, *, explain: bool = False) -> Options:
     if explain:
         values["explain"] = True
     try:
-        return Options().with_values(values)
+        return values, Options().with_values(values)
     except (OptionError, ValueError) as exc:
         # `-o formula.log_base=10` reads 10 as a number; such values are retried as the text typed.
         as_text = {**values, **raw}
         if as_text == values:
             raise InputError(str(exc)) from None
         try:
-            return Options().with_values(as_text)
+            return as_text, Options().with_values(as_text)
         except (OptionError, ValueError):
             raise InputError(str(exc)) from None
 
@@ -301,7 +307,14 @@ def _layout(args: argparse.Namespace, **extra: Any) -> Any:
 
 def cmd_batch(args: argparse.Namespace, out: TextIO) -> int:
     grader = _load_grader(args.grader)
-    return _run_job(_batch_job(args, grader, args.data, _layout(args)), out)
+    job = _batch_job(args, grader, args.data, _layout(args))
+    if args.ray or args.ray_address:
+        try:
+            from .integrations.ray import RayBatch
+        except ImportError as exc:
+            raise InputError(f"--ray needs Ray: pip install 'graders[ray]' ({exc})") from None
+        job.executor = RayBatch(args.ray_address, args.ray_cpus)
+    return _run_job(job, out)
 
 
 def _run_job(job: Any, out: TextIO) -> int:
@@ -461,12 +474,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("batch", help="grade a JSONL file of rows on every core, one line per row, resumable")
     p.add_argument("grader", help="grader JSON file")
-    p.add_argument("data", help="JSONL rows with model_sample (or sample) and item ('-' for stdin); RFT training rows with --samples")
+    p.add_argument("data", help="JSONL (or .parquet) rows with model_sample (or sample) and item ('-' for stdin); RFT training rows with --samples")
     p.add_argument("--samples", metavar="FILE", help="RFT: a JSONL of samples joined with the training rows in DATA (§5.3)")
     p.add_argument("--join", choices=["index", "id"], default="index", help="join --samples by row index or by --id-field")
     p.add_argument("--sample-field", metavar="PATH", help="dotted path of the sample in each row (text, or a structured sample)")
     p.add_argument("--item-field", metavar="PATH", help="dotted path of the item in each row (default: the row itself)")
     p.add_argument("--item-from", metavar="COL,…", help="build the item from these (dotted) columns of each row")
+    p.add_argument("--ray", action="store_true", help="grade on a Ray cluster (RAY_ADDRESS, else a new local one); --workers is then the actor count")
+    p.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to grade on (implies --ray)")
+    p.add_argument("--ray-cpus", type=float, default=1.0, metavar="C", help="CPUs each Ray actor takes (default 1)")
     _add_batch_flags(p)
     p.set_defaults(func=cmd_batch)
 

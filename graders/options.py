@@ -3,7 +3,7 @@
 Each field carries its id (U1…U50) in docs/behaviour.md and the recommended default. Options are resolved once when a
 grader is compiled and passed down; evaluators never read globals or environment variables themselves. This is
 the only module that reads the environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `GRADERS_PYTHON_TIMEOUT`,
-`GRADERS_PYTHON_MEMORY_MB`, `GRADERS_IMAGES_DIR`, `XDG_CACHE_HOME`), once, when `Options()` is built, so
+`GRADERS_PYTHON_MEMORY_MB`, `GRADERS_IMAGES_DIR`, `XDG_CACHE_HOME`, `LOCAL_WORLD_SIZE`), once, when `Options()` is built, so
 `flat()` records what was in force (keys only as `"<set>"`).
 
 Flip an option by its dotted name::
@@ -178,6 +178,12 @@ def _env_float(name: str, default: float) -> float:
     if value <= 0:
         raise OptionError(f"environment variable {name}={raw!r} must be positive")
     return value
+
+
+def _env_count(name: str) -> int | None:
+    """A positive integer another tool set in the environment (torchrun's `LOCAL_WORLD_SIZE`), else None."""
+    raw = (os.environ.get(name) or "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
 def _http_url(value: str | None) -> str | None:
@@ -521,6 +527,15 @@ class BatchOptions(_Group):
     """Seconds between two plain progress lines when stderr is not a terminal."""
 
 
+class RLOptions(_Group):
+    """Not unknowns: how the RL trainer adapters (`graders.integrations`) share the machine."""
+
+    local_processes: int | None = from_env(lambda: _env_count("LOCAL_WORLD_SIZE"))
+    """Processes on this machine that score rewards at once (torchrun and accelerate set `LOCAL_WORLD_SIZE`); an
+    adapter gives each the cores ÷ this as python sandbox workers unless `python.workers` is set (in a Ray actor:
+    the CPUs Ray assigned it)."""
+
+
 class Options(_Group):
     """All options in force for a compile; see the module docstring."""
 
@@ -539,6 +554,7 @@ class Options(_Group):
     multi: MultiOptions = group(MultiOptions)
     evals: EvalsOptions = group(EvalsOptions)
     batch: BatchOptions = group(BatchOptions)
+    rl: RLOptions = group(RLOptions)
     explain: bool = False
     """Not an unknown: record rendered templates and intermediate values in each response's local `details`."""
 

@@ -26,7 +26,7 @@ from .summary import Summary
 FORMAT = 1
 _EDGE = 1 << 20
 # Options that change how fast a run is, never what it writes.
-_RUNTIME_OPTIONS = ("batch.", "python.workers", "python.chunk_size", "models.max_concurrency", "explain")
+_RUNTIME_OPTIONS = ("batch.", "python.workers", "python.chunk_size", "models.max_concurrency", "rl.", "explain")
 
 
 class ResumeError(Exception):

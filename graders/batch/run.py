@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import IO, Any, TextIO
+from typing import IO, Any, Protocol, TextIO
 
 from ..engine import CompiledGrader
 from ..validation import Context
@@ -23,10 +23,27 @@ from . import resume
 from .layout import Layout
 from .pipeline import PARENT, ShardPool, grader_path, local_ordered, resolve_workers, shard_spec, start_method
 from .progress import Mode, Progress
-from .reader import JoinedInput, blocks, filter_ids, rft_pairs
+from .reader import JoinedInput, blocks, filter_ids, is_parquet, parquet_lines, rft_pairs
 from .report import ReportRows, write_report
-from .shard import BlockWorker, _pwrite_all
+from .shard import BlockWorker, ShardSpec, _pwrite_all
 from .summary import Summary
+
+
+class Shards(Protocol):
+    """Shards somewhere else (Ray actors): `ordered` as `ShardPool.ordered`, with each result's lines returned."""
+
+    window: int
+
+    def ordered(self, messages: Iterator[tuple[Any, ...]], window: int) -> Iterator[tuple[Any, ...]]: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def terminate(self) -> None: ...
+
+
+class Executor(Protocol):
+    """Starts `Shards` for one run (`graders.integrations.ray.RayBatch`); `workers` is `--workers`."""
+
+    def start(self, spec: ShardSpec, compiled: CompiledGrader, workers: int | None) -> Shards: ...
 
 
 @dataclass
@@ -47,10 +64,17 @@ class BatchJob:
     summary_path: str | None = None
     report_path: str | None = None
     context: Context = "run"
+    executor: Executor | None = None
+    """Grade the blocks there (a Ray cluster) instead of in local shards; reading, resume and output stay here."""
 
 
-def _open_input(path: str) -> IO[bytes]:
-    return sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+def _open_input(path: str) -> Any:
+    if path == "-":
+        return sys.stdin.buffer
+    if is_parquet(path):
+        open(path, "rb").close()  # a missing file is the same error as for JSONL
+        return JoinedInput(parquet_lines(path))
+    return open(path, "rb")  # noqa: SIM115
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -93,7 +117,9 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
             out_fd = (stdout or sys.stdout.buffer).fileno()
             ids_fd = None
             at_offsets, offset = False, 0
-        handle = stack.enter_context(_open_input(job.data))
+        handle = _open_input(job.data)
+        if hasattr(handle, "close"):
+            stack.callback(handle.close)
         source: Any = handle
         if job.samples:
             samples = stack.enter_context(open(job.samples, "rb"))
@@ -104,7 +130,7 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
         if by_id and state.ids:
             id_tuple = tuple(layout.id_field.split("."))  # type: ignore[union-attr]
             reader = (filter_ids(b, id_tuple, state.ids, layout.rft) for b in reader)
-        total = None if job.data == "-" or job.samples else inputs["data"]["size"]
+        total = None if job.data == "-" or job.samples or is_parquet(job.data) else inputs["data"]["size"]
         ends: dict[int, tuple[int, int]] = {}
 
         def messages(it: Iterator[Any]) -> Iterator[tuple[Any, ...]]:
@@ -116,7 +142,7 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
         path = grader_path(compiled.config)
         count = resolve_workers(job.workers, compiled)
         head: list[Any] = []
-        if count > 1 and path != PARENT:
+        if job.executor is None and count > 1 and path != PARENT:
             rows = 0
             for block in reader:  # small inputs stay in-process: no shard start-up for a few rows
                 head.append(block)
@@ -126,8 +152,12 @@ def run_batch(job: BatchJob, stderr: TextIO | None = None, stdout: IO[bytes] | N
             else:
                 count = 1
         all_blocks = chain(head, reader)
-        pool: ShardPool | None = None
-        if count > 1 and path != PARENT:
+        pool: ShardPool | Shards | None = None
+        if job.executor is not None:
+            spec = shard_spec(compiled, 1, **spec_kwargs)
+            pool = job.executor.start(spec, compiled, job.workers)
+            results = pool.ordered(messages(all_blocks), window=pool.window)
+        elif count > 1 and path != PARENT:
             spec = shard_spec(compiled, count, out_path=job.out, **spec_kwargs)
             pool = ShardPool(spec, count, start_method(path), BlockWorker(spec, compiled))
             results = pool.ordered(messages(all_blocks), window=count * 4)

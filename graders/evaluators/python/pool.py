@@ -20,6 +20,9 @@ one (a keep-alive) changes nothing. A worker past it is killed with everything i
 over `MAX_FRAME` bytes, one out of sequence, or malformed ends the worker without being read. Rows it answered
 keep their replies; the unanswered rows of the chunk it was on run again one row per call, so a failure lands on
 the row that caused it; chunks queued behind it run again whole on another worker.
+
+A forked child never uses its parent's workers (two processes on one worker's pipes would read each other's
+replies): it closes its copies of their pipes and uid leases, signals nothing, and starts workers of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import signal
 import struct
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -119,6 +123,7 @@ class Worker:
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
         self.alive = True
+        self.pipes_open = True
         self.ready = False
         self._hello: asyncio.Future[None] | None = None
         self._seq = 0
@@ -128,6 +133,23 @@ class Worker:
         self._idle_frames = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        _every_worker.add(self)
+
+    def forget(self, null: int) -> None:
+        """In a forked child: this worker is the parent's. This process's copies of its pipes are pointed at
+        `null` (/dev/null) with `dup2`, which takes no lock (the pipes' Python file objects may have been locked by
+        a thread the fork did not copy) and leaves the numbers owned by those file objects, so whenever they are
+        closed here no other fd is."""
+        self.alive = False
+        self._loop = self._timer = None
+        if self.pipes_open:
+            self.pipes_open = False
+            for fd in (self._in, self._out):
+                try:
+                    os.dup2(null, fd, inheritable=False)
+                except OSError:
+                    pass
+        self.launch.forget()
 
     # -- ownership by one event loop -------------------------------------------------------------------------
 
@@ -355,6 +377,7 @@ class Worker:
         return f"the worker process exited with status {code}"
 
     def _close_pipes(self) -> None:
+        self.pipes_open = False  # before the fds go: a fork meanwhile must not touch numbers that may be reused
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()  # type: ignore[union-attr]
@@ -422,6 +445,7 @@ class Pool:
         self.warning: str | None = None
         self._idle: list[Worker] = []
         self._count = 0
+        _every_pool.add(self)
 
     async def _acquire(self) -> Worker:
         loop = asyncio.get_running_loop()
@@ -569,6 +593,39 @@ class Pool:
             _registry.live -= len(workers)
             _registry.wake_all()
         return workers
+
+
+_every_worker: weakref.WeakSet[Worker] = weakref.WeakSet()
+_every_pool: weakref.WeakSet[Pool] = weakref.WeakSet()
+"""Every worker and pool object of this process, wherever it is held (idle list, a call in flight, an evaluator),
+so a forked child can disown them all."""
+_disowned: list[Worker] = []
+"""A forked child's copies of its parent's workers, kept referenced: emptying the pools must not finalize them in
+the at-fork handler (their file objects' `close` takes a lock; a `Popen` child runs this between fork and exec)."""
+
+
+def _disown_after_fork() -> None:
+    """In a forked child: forget the parent's workers (their pipes and leases released here, the processes left
+    alone) and empty every pool, so the child's first grade starts workers of its own. The registry's lock and
+    waiters belonged to threads and loops that do not exist here. Only system calls that take no lock: this also
+    runs in the child of every `Popen` with a `preexec_fn`, between fork and exec."""
+    workers = list(_every_worker)
+    _disowned.extend(workers)
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for worker in workers:
+            worker.forget(null)
+    finally:
+        os.close(null)
+    for pool in list(_every_pool):
+        pool._idle = []
+        pool._count = 0
+    _registry.lock = threading.Lock()
+    _registry.live = _registry.starting = 0
+    _registry.waiters = []
+
+
+os.register_at_fork(after_in_child=_disown_after_fork)
 
 
 def get_pool(spec: sandbox.SandboxSpec, key: str, source: str, size: int, cap: int) -> Pool:

@@ -90,6 +90,16 @@ _worked: set[tuple[str, str]] = set()
 _warned: set[str] = set()
 
 
+def _unlock_after_fork() -> None:
+    """A forked child gets a free lock (another thread of the parent may have held this one); what was learnt
+    about the levels stays true."""
+    global _state_lock
+    _state_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def failure(spec: SandboxSpec, level: str) -> str | None:
     """Why `level` cannot start a worker for this interpreter here, once a start has failed (or a tool is missing)."""
     with _state_lock:
@@ -222,7 +232,7 @@ class Launch:
         self.level = level
         self.lease = uids.lease(spec.uid_range) if os.geteuid() == 0 else None
         self.uid = self.lease.uid if self.lease else os.getuid()
-        self._control = -1
+        self._control = self.stderr = -1
         stderr_read, stderr_write = os.pipe()
         passed: list[int] = []
         try:
@@ -282,16 +292,16 @@ class Launch:
 
     def started(self) -> None:
         """The worker is up: nothing more is read from the launcher's stderr."""
-        if self.stderr >= 0:
-            os.close(self.stderr)
-            self.stderr = -1
+        fd, self.stderr = self.stderr, -1
+        if fd >= 0:
+            os.close(fd)
 
     def stop(self) -> None:
         """Signal the end without waiting: bubblewrap's group is killed (its PID namespace dies with it); the keeper
         is asked, so it can kill every descendant and uid process before it exits."""
-        if self._control >= 0:
-            os.close(self._control)
-            self._control = -1
+        fd, self._control = self._control, -1
+        if fd >= 0:
+            os.close(fd)
             try:
                 os.kill(self.process.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -317,12 +327,25 @@ class Launch:
                 return False
         return True
 
+    def forget(self) -> None:
+        """In a forked child: close this process's copies of the worker's fds (the uid lease included) without
+        signalling anything; the worker stays the parent's. Each fd field is set to -1 before its fd is closed,
+        so a field the child finds >= 0 is a number this launch still owned at the fork, never a reused one."""
+        lease = self.lease.forget() if self.lease is not None else -1
+        for fd in (self.stderr, self._control, lease):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.stderr = self._control = -1
+
     def release(self) -> None:
         """Give the uid back and close what is left; only once the launcher has been reaped."""
         self.started()
-        if self._control >= 0:
-            os.close(self._control)
-            self._control = -1
+        fd, self._control = self._control, -1
+        if fd >= 0:
+            os.close(fd)
         if self.lease is not None:
             self.lease.release()
 

@@ -48,6 +48,14 @@ _lock = threading.Lock()
 _programs: dict[bool, bytes] = {}
 
 
+def _unlock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def program(refuse_sockets: bool) -> bytes:
     """The BPF program (raw `struct sock_filter` array) for one level, built once per process."""
     with _lock:

@@ -67,6 +67,12 @@ class Lease:
         self.uid = uid
         self._fd = fd
 
+    def forget(self) -> int:
+        """In a forked child: hand this process's copy of the lock file's fd to the caller to close (the flock
+        belongs to the open file, which the parent keeps, so the lease stays the parent's)."""
+        fd, self._fd = self._fd, -1
+        return fd
+
     def release(self) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
@@ -75,6 +81,14 @@ class Lease:
 
 _next = itertools.count()
 _lock = threading.Lock()
+
+
+def _unlock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
 
 
 def lease(uid_range: tuple[int, int] | None) -> Lease:
