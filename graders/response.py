@@ -160,7 +160,6 @@ def freeze(value: Any, depth: int = 0) -> Any:
 
 
 _EMPTY = FrozenDict()
-_set = object.__setattr__
 
 
 class Outcome:
@@ -193,12 +192,12 @@ class Outcome:
         sub_rewards: dict[str, float] | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        _set(self, "score", score)
-        _set(self, "errors", errors if errors is None or errors.__class__ is FrozenDict else FrozenDict(errors))
-        _set(self, "usage", usage if usage is None or usage.__class__ is FrozenDict else freeze(usage))
-        _set(self, "sampled_model_name", sampled_model_name)
-        _set(self, "sub_rewards", sub_rewards if sub_rewards is None or sub_rewards.__class__ is FrozenDict else FrozenDict(sub_rewards))
-        _set(self, "details", details if details is None or details.__class__ is FrozenDict else freeze(details))
+        _SET_SCORE(self, score)
+        _SET_ERRORS(self, errors if errors is None or errors.__class__ is FrozenDict else FrozenDict(errors))
+        _SET_USAGE(self, usage if usage is None or usage.__class__ is FrozenDict else freeze(usage))
+        _SET_SAMPLED(self, sampled_model_name)
+        _SET_SUB_REWARDS(self, sub_rewards if sub_rewards is None or sub_rewards.__class__ is FrozenDict else FrozenDict(sub_rewards))
+        _SET_DETAILS(self, details if details is None or details.__class__ is FrozenDict else freeze(details))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"outcomes are immutable; use replace({name}=...) for a changed copy")
@@ -260,6 +259,13 @@ class Outcome:
             if key in TEXT_ERROR_KEYS and self.errors.get(key):
                 return str(self.errors[key])
         return ", ".join(k for k in FLAG_KEYS if self.errors.get(k))
+
+
+# The slots' own setters, bound once: an outcome is built for almost every grade, and these skip the attribute
+# lookup that `object.__setattr__` repeats (Outcome refuses plain assignment).
+_SET_SCORE, _SET_ERRORS, _SET_USAGE, _SET_SAMPLED, _SET_SUB_REWARDS, _SET_DETAILS = (
+    Outcome.__dict__[name].__set__ for name in Outcome.__slots__
+)
 
 
 class Merged:
