@@ -569,4 +569,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # `python -m graders.cli`: run the imported module's `main`, so this file's classes (InputError) are the ones the
+    # plug-in commands raise, not a second copy made for `__main__`.
+    from graders.cli import main as _main
+
+    raise SystemExit(_main())

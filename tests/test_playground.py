@@ -427,10 +427,17 @@ def test_ui_without_a_graphical_browser_still_serves_and_says_so(tmp_path, brows
     [(None, "No such file"), ("{not json", "is not JSON"), ("[1, 2]", "must hold a grader")],
     ids=["missing", "not-json", "not-an-object"],
 )
-def test_ui_refuses_a_file_it_cannot_use_in_one_line(tmp_path, content, said):
+@pytest.mark.parametrize("how", ["command", "python -m"])
+def test_ui_refuses_a_file_it_cannot_use_in_one_line(tmp_path, content, said, how):
     path = tmp_path / "grader.json"
     if content is not None:
         path.write_text(content)
-    command = Path(sys.executable).with_name("graders")  # the installed command (python -m has its own InputError class)
-    proc = subprocess.run([str(command), "ui", "--no-browser", str(path)], capture_output=True, text=True, timeout=60)
+    command = [str(Path(sys.executable).with_name("graders"))] if how == "command" else [sys.executable, "-m", "graders.cli"]
+    proc = subprocess.run([*command, "ui", "--no-browser", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("port", ["99999999", "-1", "http"])
+def test_a_port_that_is_not_one_is_a_usage_error(port):
+    proc = subprocess.run([sys.executable, "-m", "graders.cli", "serve", "--port", port], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "argument --port" in proc.stderr and "Traceback" not in proc.stderr

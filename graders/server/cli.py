@@ -19,6 +19,17 @@ CONSOLE_BROWSERS = frozenset({"www-browser", "links", "elinks", "lynx", "w3m"})
 """Browsers `webbrowser` may pick that would take over the terminal the server prints to: never opened."""
 
 
+def _port(text: str) -> int:
+    """A TCP port for argparse: 0 (a free one) to 65535, else the usual one-line usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 0 (a free one) to 65535")
+    return port
+
+
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from .app import ServerConfig, serve
@@ -54,7 +65,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     defaults = Limits()
     p.description = "Prints its base URL (http://HOST:PORT/v1) on the first line once it listens."
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others print a warning)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--api-key", help=f"require this key as 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, else none)")
     p.add_argument("--reward-grader", metavar="GRADER.json", help="add POST /get_reward for OpenRLHF with this grader")
     p.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, help="413 above this (default 16 MiB)")
@@ -131,7 +142,7 @@ def add_ui_cli(p: argparse.ArgumentParser) -> None:
         "outputs, --with-input outputs or rows) are served to the page a page of rows at a time."
     )
     p.add_argument("files", nargs="*", metavar="GRADER.json | OUT.jsonl", help="grader configs and JSONL files to open")
-    p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    p.add_argument("--port", type=_port, default=0, help="port (default 0: a free one)")
     p.add_argument("--no-browser", action="store_true", help="print the URL only")
     p.add_argument("--api-key", help="use this key instead of a fresh random one")
     p.add_argument("--max-body-bytes", type=int, default=Limits().max_body_bytes, help="largest request, e.g. pasted rows (default 16 MiB)")
