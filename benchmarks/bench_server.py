@@ -31,7 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from graders.evaluators.python.sandbox import choose_level  # noqa: E402
+from graders.options import Options  # noqa: E402
+from graders.server.isolation import full_isolation_available  # noqa: E402
 from servers.graders_server import GradersServer  # noqa: E402
 
 RUN = "/v1/fine_tuning/alpha/graders/run"
@@ -146,7 +147,7 @@ def measure(duration: float, rounds: int) -> dict[tuple[str, int], list[dict[str
     string_body = json.dumps({"grader": STRING_CHECK, "model_sample": "Paris", "item": {"answer": "Paris"}}).encode()
     python_body = json.dumps({"grader": PYTHON, "model_sample": "Paris", "item": {"answer": "Paris"}}).encode()
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
-    weak = [] if choose_level("auto") == "bubblewrap" else ["--allow-weak-isolation"]
+    weak = [] if full_isolation_available(Options()) else ["--allow-weak-isolation"]
     with GradersServer(*weak) as srv:
         fixed = httpx.post(srv.root + RUN, content=string_body, headers={"content-type": "application/json"}).content
         checked = httpx.post(srv.root + RUN, content=python_body, headers={"content-type": "application/json"}).json()
@@ -177,7 +178,7 @@ def main() -> None:
         return
     if shutil.which("wrk") is None:
         sys.exit("bench_server.py needs wrk: apt-get install wrk")
-    level = choose_level("auto")
+    level = "bubblewrap" if full_isolation_available(Options()) else "landlock"
     print(f"python sandbox level: {level}{'' if level == 'bubblewrap' else ' (server started with --allow-weak-isolation)'}")
     results = measure(args.duration, args.rounds)
 
