@@ -64,3 +64,18 @@ def test_export_refuses_flags_that_do_not_apply(tmp_path: Path, capsys: pytest.C
     assert "'completion' is not a field verl passes" in capsys.readouterr().err
     assert cli("export", "openrlhf", str(source), "--out", out, "-o", "python.nope=1")[0] == 2
     assert "python.nope" in capsys.readouterr().err
+
+
+def test_a_grader_name_or_path_cannot_put_code_in_the_exported_file(tmp_path: Path) -> None:
+    """The name and the output path are written into the file's docstring: a `\"\"\"` in either stays text."""
+    marker = tmp_path / "PWNED"
+    name = f'x""";open({str(marker)!r}, "w");"""'
+    source = tmp_path / "grader.json"
+    source.write_text(json.dumps({**CHECK, "name": name}))
+    where = tmp_path / 'dir """ with quotes'
+    where.mkdir()
+    out = where / "reward.py"
+    for trainer in ("trl", "verl", "openrlhf"):
+        assert cli("export", trainer, str(source), "--out", str(out))[0] == 0
+        module = load(out)
+        assert not marker.exists() and module.GRADER["name"] == name and repr(name) in module.__doc__

@@ -43,14 +43,20 @@ def _literal(json_text: str) -> str:
     return '"""' + json_text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"') + '"""'
 
 
+def _docstring_text(text: str) -> str:
+    """`text` made inert inside the file's triple-quoted docstring: a grader's name or an output path is not ours
+    to trust, and three double quotes in one would otherwise end the docstring and put code after it."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def render(trainer: str, grader: dict[str, Any], options: dict[str, Any], mapping: dict[str, Any], path: str) -> str:
     """The reward file's source for `trainer`."""
     spec = TRAINERS[trainer]
     grader_json = json.dumps(grader, indent=2, ensure_ascii=False)
     digest = hashlib.sha256(json.dumps(grader, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
-    use = spec["use"].format(path=path)
-    name = grader.get("name") or "(unnamed)"
-    return f'''"""{trainer} reward for the grader {name!r}, written by `graders export {trainer}`.
+    use = _docstring_text(spec["use"].format(path=path))
+    name = _docstring_text(repr(grader.get("name") or "(unnamed)"))
+    return f'''"""{trainer} reward for the grader {name}, written by `graders export {trainer}`.
 
 Use:
     {use}
