@@ -90,8 +90,8 @@ class _Scoring:
         return pair if problem is None else self._failure(problem)
 
     def _too_long(self, pair: tuple[str, str]) -> InputTooLarge:
-        """`text_similarity.max_chars`, which keeps every metric's cost bounded, named for the longer text."""
-        field, text = ("input", pair[0]) if len(pair[0]) >= len(pair[1]) else ("reference", pair[1])
+        """`text_similarity.max_chars`, which keeps every metric's cost bounded, naming `input` first if both exceed."""
+        field, text = ("input", pair[0]) if len(pair[0]) > self._max_chars else ("reference", pair[1])
         return InputTooLarge(
             field, f"{field} is {len(text):,} characters; {self.config.evaluation_metric} scores at most {self._max_chars:,}", "text_similarity.max_chars"
         )
